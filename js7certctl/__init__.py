@@ -1,0 +1,3 @@
+"""js7certctl: declarative, GitOps management of JS7 JobScheduler encryption certificates."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Live keystore backends behind one protocol (:mod:`js7certctl.keystore.base`)."""
