@@ -152,6 +152,7 @@ class Change:
     agents_add: tuple[str, ...] = ()
     agents_remove: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    before_facts: CertFacts | None = None  # facts of the live certificate (never its text)
 
     @property
     def needs_store(self) -> bool:

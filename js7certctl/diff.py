@@ -1,0 +1,170 @@
+"""Pure: desired entries x live entries x policy -> changes (no I/O, no printing).
+
+Certificates compare by the SHA-256 fingerprint of their DER, so re-wrapped PEM is no change.
+A live value the backend could not read (``None`` folder or agents) is not compared. Live aliases
+outside the policy's scope are never touched nor reported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from js7certctl import certs
+from js7certctl.config import Policy
+from js7certctl.model import (
+    FIELD_AGENTS,
+    FIELD_CERTIFICATE,
+    FIELD_JOB_RESOURCE_FOLDER,
+    FIELD_PRIVATE_KEY_PATH,
+    Action,
+    CertFacts,
+    Change,
+    DesiredCert,
+    LiveEntry,
+)
+
+
+@dataclass(slots=True)
+class DiffResult:
+    changes: list[Change] = field(default_factory=list)  # every alias in scope, no-ops included
+    errors: list[str] = field(default_factory=list)  # policy violations: the plan cannot apply
+
+    @property
+    def actionable(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action is action)
+
+
+def _protecting_pattern(policy: Policy, alias: str) -> str | None:
+    for pattern in policy.protect:
+        if fnmatch.fnmatchcase(alias, pattern):
+            return pattern
+    return None
+
+
+def compare(
+    want: DesiredCert, have: LiveEntry, have_facts: CertFacts | None
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(changed fields, agents to add, agents to remove, reasons) of one alias."""
+    fields: list[str] = []
+    reasons: list[str] = []
+    if have_facts is None:
+        fields.append(FIELD_CERTIFICATE)
+        reasons.append("the live certificate cannot be read")
+    elif "PRIVATE KEY" in have.certificate:
+        fields.append(FIELD_CERTIFICATE)
+        reasons.append("the live entry holds a private key; storing replaces it")
+    elif have_facts.fingerprint != want.fingerprint:
+        fields.append(FIELD_CERTIFICATE)
+    if (have.private_key_path or None) != want.private_key_path:
+        fields.append(FIELD_PRIVATE_KEY_PATH)
+    if have.job_resource_folder is not None and have.job_resource_folder != want.job_resource_folder:
+        fields.append(FIELD_JOB_RESOURCE_FOLDER)
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    if have.agents is not None:
+        add = tuple(sorted(set(want.agents) - set(have.agents)))
+        remove = tuple(sorted(set(have.agents) - set(want.agents)))
+        if add or remove:
+            fields.append(FIELD_AGENTS)
+    return tuple(fields), add, remove, tuple(reasons)
+
+
+def diff(
+    desired: Sequence[DesiredCert],
+    live: Sequence[LiveEntry],
+    policy: Policy,
+    *,
+    allow_mass_delete: bool = False,
+    facts_of: Callable[[str], CertFacts | None] = certs.live_facts,
+) -> DiffResult:
+    """The changes that make the live keystore (in scope) match the desired entries."""
+    result = DiffResult()
+    wanted = {d.alias: d for d in desired}
+    have = {entry.alias: entry for entry in live if policy.in_scope(entry.alias)}
+    for alias in sorted(wanted.keys() | have.keys()):
+        want = wanted.get(alias)
+        entry = have.get(alias)
+        if want is not None and entry is None:
+            result.changes.append(
+                Change(
+                    alias=alias,
+                    action=Action.CREATE,
+                    before=None,
+                    after=want,
+                    fields=(FIELD_CERTIFICATE, FIELD_PRIVATE_KEY_PATH, FIELD_JOB_RESOURCE_FOLDER)
+                    + ((FIELD_AGENTS,) if want.agents else ()),
+                    agents_add=want.agents,
+                )
+            )
+        elif want is not None and entry is not None:
+            before_facts = facts_of(entry.certificate)
+            fields, add, remove, reasons = compare(want, entry, before_facts)
+            result.changes.append(
+                Change(
+                    alias=alias,
+                    action=Action.UPDATE if fields else Action.NOOP,
+                    before=entry,
+                    after=want,
+                    fields=fields,
+                    agents_add=add,
+                    agents_remove=remove,
+                    reasons=reasons,
+                    before_facts=before_facts,
+                )
+            )
+        elif entry is not None and policy.prune:
+            pattern = _protecting_pattern(policy, alias)
+            if pattern is not None:
+                result.errors.append(
+                    f"alias {alias!r} has no manifest, but it is protected by policy.protect "
+                    f"({pattern!r}) and will not be deleted; restore its manifest, or remove "
+                    "the protection in a reviewed change first"
+                )
+                continue
+            result.changes.append(
+                Change(
+                    alias=alias,
+                    action=Action.DELETE,
+                    before=entry,
+                    after=None,
+                    agents_remove=entry.agents or (),
+                    before_facts=facts_of(entry.certificate),
+                )
+            )
+    deletes = result.count(Action.DELETE)
+    if deletes > policy.max_deletes and not allow_mass_delete:
+        result.errors.append(
+            f"the plan deletes {deletes} aliases, more than policy.maxDeletes ({policy.max_deletes}); "
+            "check that the manifests are all there, and pass --allow-mass-delete if this is intended"
+        )
+    return result
+
+
+def simulate(live: Sequence[LiveEntry], changes: Sequence[Change]) -> list[LiveEntry]:
+    """What the keystore would hold after applying ``changes`` with JOC's semantics (for tests
+    and for checking an apply): store replaces certificate, path and folder and keeps the
+    assignments; assignment changes add and remove; delete drops the alias and its assignments."""
+    state = {entry.alias: entry for entry in live}
+    for change in changes:
+        if change.action is Action.DELETE:
+            state.pop(change.alias, None)
+            continue
+        if change.after is None or change.action is Action.NOOP:
+            continue
+        old = state.get(change.alias)
+        agents = set(old.agents or ()) if old is not None else set()
+        agents |= set(change.agents_add)
+        agents -= set(change.agents_remove)
+        state[change.alias] = LiveEntry(
+            alias=change.alias,
+            certificate=change.after.certificate,
+            private_key_path=change.after.private_key_path,
+            job_resource_folder=change.after.job_resource_folder,
+            agents=tuple(sorted(agents)),
+        )
+    return [state[alias] for alias in sorted(state)]

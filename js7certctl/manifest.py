@@ -1,0 +1,472 @@
+"""Manifests -> :class:`DesiredCert` entries, with every problem as ``path:line:column``.
+
+A manifest file holds one or more YAML documents of kind ``EncryptionCertificate``. Problems are
+collected across all files (never just the first) so that one run tells the user everything.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from js7certctl import certs
+from js7certctl.config import Policy, check_folder
+from js7certctl.errors import SourceError
+from js7certctl.model import CertFacts, DesiredCert, Origin, Problem, Severity
+from js7certctl.source import PathEscape, Source, normalize
+from js7certctl.yamlnodes import Checker, YNode, parse_documents
+
+API_VERSION = "js7certctl/v1"
+KIND = "EncryptionCertificate"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+_TOP = ("apiVersion", "kind", "metadata", "spec")
+_METADATA = ("alias", "labels", "previousAliases")
+_SPEC = ("certificate", "certificateFile", "privateKeyPath", "jobResourceFolder", "agents")
+
+JAVA_RESERVED = frozenset(
+    """abstract assert boolean break byte case catch char class const continue default do double
+    else enum extends final finally float for goto if implements import instanceof int interface
+    long native new package private protected public return short static strictfp super switch
+    synchronized this throw throws transient try void volatile while true false null""".split()
+)
+_FORBIDDEN = set("!?~'\"}[]{@:;#/\\^$%&*()+=")
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+def alias_problem(alias: str) -> str | None:
+    """Why ``alias`` breaks JS7's object-name rules, or None when it is a valid name."""
+    if not alias:
+        return "alias must not be empty"
+    if any(c.isspace() for c in alias):
+        return f"alias {alias!r} must not contain whitespace"
+    bad = sorted({c for c in alias if c in _FORBIDDEN})
+    if bad:
+        return f"alias {alias!r} must not contain {' '.join(bad)}"
+    if alias[0] in ".-" or alias[-1] in ".-":
+        return f"alias {alias!r} must not start or end with '.' or '-'"
+    if ".." in alias or "--" in alias:
+        return f"alias {alias!r} must not contain '..' or '--'"
+    if alias in JAVA_RESERVED:
+        return f"alias {alias!r} is a Java reserved word, which JS7 does not allow as a name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in alias):
+        return f"alias {alias!r} must not contain control characters"
+    return None
+
+
+def is_absolute_key_path(path: str) -> bool:
+    return path.startswith("/") or bool(_WINDOWS_ABSOLUTE.match(path))
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """Everything the manifests declare, plus every problem found."""
+
+    certs: list[DesiredCert] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A document whose fields checked out, waiting for its certificate to be parsed."""
+
+    path: str
+    document: int
+    node: YNode
+    alias: str
+    alias_node: YNode
+    cert_node: YNode
+    cert_text: str | None  # inline PEM
+    cert_file: str | None  # resolved repository-relative path
+    private_key_path: str | None
+    job_resource_folder: str
+    agents: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    previous_aliases: tuple[str, ...]
+
+
+def find_manifest_files(
+    source: Source, base: str, entries: Sequence[str], config_path: str | None
+) -> tuple[list[str], list[Problem]]:
+    """The manifest files named by the config's ``manifests`` (files, or folders searched)."""
+    where = config_path or (base or ".")
+    problems: list[Problem] = []
+    files: set[str] = set()
+    for entry in entries:
+        try:
+            path = source.resolve(normalize(posixpath.join(base, entry)))
+        except PathEscape as exc:
+            problems.append(
+                Problem(where, 1, 1, Severity.ERROR, "manifests-path", f"manifests entry {entry!r}: {exc.reason}")
+            )
+            continue
+        kind = source.kind(path)
+        if kind == "dir":
+            files.update(p for p in source.walk(path) if p.endswith(YAML_SUFFIXES))
+        elif kind == "file":
+            files.add(path)
+        else:
+            problems.append(
+                Problem(
+                    where,
+                    1,
+                    1,
+                    Severity.ERROR,
+                    "manifests-path",
+                    f"manifests entry {entry!r} does not exist",
+                )
+            )
+    if config_path is not None:
+        files.discard(config_path)
+    return sorted(files), problems
+
+
+def load_manifests(
+    source: Source,
+    *,
+    base: str,
+    entries: Sequence[str],
+    config_path: str | None,
+    job_resource_folder: str,
+    policy: Policy,
+    now: datetime,
+) -> LoadResult:
+    """Load, check and health-check every manifest. Raises SourceError when none is found."""
+    files, problems = find_manifest_files(source, base, entries, config_path)
+    result = LoadResult(problems=problems, files=files)
+    if not files:
+        if problems:
+            return result
+        where = f"{source.info.repository or source.root}/{base}".rstrip("/")
+        raise SourceError(
+            f"no manifests found (no *.yaml or *.yml files under {where}"
+            + (f" at {source.info.ref}" if source.info.ref else "")
+            + ")",
+            hint="Create one with `js7certctl init`, or list the manifest folders under "
+            "`manifests:` in js7certctl.yaml.",
+        )
+    contents = source.read_many(files)
+    pending: list[_Pending] = []
+    for path in files:
+        checker = Checker(path)
+        docs, parse_problems = parse_documents(contents[path], path)
+        checker.problems.extend(parse_problems)
+        if not parse_problems and not any(d is not None for d in docs):
+            checker.error(None, "empty-file", "the file is empty; a manifest needs apiVersion, kind, metadata and spec")
+        for index, doc in enumerate(docs):
+            if doc is None:
+                continue
+            item = _check_document(checker, source, path, index, doc, job_resource_folder)
+            if item is not None:
+                pending.append(item)
+        result.problems.extend(checker.problems)
+    _finish(source, pending, result, policy, now)
+    result.problems.sort(key=Problem.sort_key)
+    return result
+
+
+def _check_document(
+    checker: Checker,
+    source: Source,
+    path: str,
+    index: int,
+    doc: YNode,
+    default_folder: str,
+) -> _Pending | None:
+    before = sum(1 for p in checker.problems if p.is_error)
+    top = checker.mapping(doc, "the manifest", allowed=_TOP, required=_TOP)
+    if top is None:
+        return None
+    if "apiVersion" in top:
+        node = top["apiVersion"][1]
+        value = checker.string(node, "apiVersion")
+        if value is not None and value != API_VERSION:
+            checker.error(node, "api-version", f"unknown apiVersion {value!r}; use {API_VERSION}")
+    if "kind" in top:
+        node = top["kind"][1]
+        value = checker.string(node, "kind")
+        if value is not None and value != KIND:
+            checker.error(node, "kind", f"unknown kind {value!r}; use {KIND}")
+
+    alias: str | None = None
+    alias_node: YNode | None = None
+    labels: list[tuple[str, str]] = []
+    previous: list[str] = []
+    if "metadata" in top:
+        mkey, mnode = top["metadata"]
+        meta = checker.mapping(mnode, "metadata", allowed=_METADATA, required=("alias",), at=mkey)
+        if meta is not None:
+            if "alias" in meta:
+                alias_node = meta["alias"][1]
+                alias = checker.string(alias_node, "metadata.alias")
+                if alias is not None:
+                    why = alias_problem(alias)
+                    if why:
+                        checker.error(alias_node, "alias-name", why)
+            if "labels" in meta:
+                lmap = checker.mapping(meta["labels"][1], "metadata.labels")
+                for name, (_, lvalue) in (lmap or {}).items():
+                    if lvalue.kind == "scalar" and lvalue.tag in ("str", "int", "float", "bool"):
+                        labels.append((name, str(lvalue.value)))
+                    else:
+                        checker.error(lvalue, "type", f"metadata.labels.{name} must be a string")
+            if "previousAliases" in meta:
+                for pnode, pvalue in checker.string_list(meta["previousAliases"][1], "metadata.previousAliases") or []:
+                    why = alias_problem(pvalue)
+                    if why:
+                        checker.error(pnode, "alias-name", f"previousAliases: {why}")
+                    else:
+                        previous.append(pvalue)
+
+    cert_node: YNode | None = None
+    cert_text: str | None = None
+    cert_file: str | None = None
+    key_path: str | None = None
+    folder = default_folder
+    agents: list[str] = []
+    if "spec" in top:
+        skey, snode = top["spec"]
+        spec = checker.mapping(snode, "spec", allowed=_SPEC, at=skey)
+        if spec is not None:
+            has_inline = "certificate" in spec
+            has_file = "certificateFile" in spec
+            if has_inline and has_file:
+                checker.error(
+                    spec["certificateFile"][0],
+                    "certificate-both",
+                    "spec has both certificate and certificateFile; keep one",
+                )
+            elif not has_inline and not has_file:
+                checker.error(
+                    skey,
+                    "missing-field",
+                    "spec is missing the field 'certificate' or 'certificateFile'",
+                )
+            elif has_inline:
+                cert_node = spec["certificate"][1]
+                cert_text = checker.string(cert_node, "spec.certificate")
+            else:
+                cert_node = spec["certificateFile"][1]
+                cert_file = _cert_file(checker, source, path, cert_node)
+            if "privateKeyPath" in spec:
+                pnode = spec["privateKeyPath"][1]
+                if pnode.kind == "scalar" and pnode.tag == "null":
+                    checker.warning(
+                        pnode,
+                        "private-key-path",
+                        "privateKeyPath is empty: the Agents cannot find their private key",
+                    )
+                else:
+                    key_path = checker.string(pnode, "spec.privateKeyPath", allow_empty=True)
+                    if key_path is not None and not key_path.strip():
+                        checker.warning(
+                            pnode,
+                            "private-key-path",
+                            "privateKeyPath is empty: the Agents cannot find their private key",
+                        )
+                        key_path = None
+                    elif key_path is not None and not is_absolute_key_path(key_path):
+                        checker.warning(
+                            pnode,
+                            "private-key-path",
+                            f"privateKeyPath {key_path!r} is relative; "
+                            "Agents need an absolute path (or C:\\... on Windows)",
+                        )
+            else:
+                checker.warning(
+                    skey,
+                    "private-key-path",
+                    "spec has no privateKeyPath: the Agents cannot find their private key",
+                )
+            if "jobResourceFolder" in spec:
+                folder = check_folder(checker, spec["jobResourceFolder"][1], "spec.jobResourceFolder") or folder
+            if "agents" in spec:
+                seen: dict[str, YNode] = {}
+                for anode, agent in checker.string_list(spec["agents"][1], "spec.agents") or []:
+                    if agent in seen:
+                        checker.error(
+                            anode,
+                            "duplicate-agent",
+                            f"Agent {agent!r} is listed twice (first at line {seen[agent].line})",
+                        )
+                        continue
+                    seen[agent] = anode
+                    agents.append(agent)
+
+    errors = sum(1 for p in checker.problems if p.is_error)
+    if errors > before or alias is None or alias_node is None or cert_node is None:
+        return None
+    if cert_text is None and cert_file is None:
+        return None
+    return _Pending(
+        path=path,
+        document=index,
+        node=doc,
+        alias=alias,
+        alias_node=alias_node,
+        cert_node=cert_node,
+        cert_text=cert_text,
+        cert_file=cert_file,
+        private_key_path=key_path,
+        job_resource_folder=folder,
+        agents=tuple(sorted(agents)),
+        labels=tuple(labels),
+        previous_aliases=tuple(previous),
+    )
+
+
+def _cert_file(checker: Checker, source: Source, path: str, node: YNode) -> str | None:
+    value = checker.string(node, "spec.certificateFile")
+    if value is None:
+        return None
+    try:
+        resolved = source.resolve(normalize(posixpath.join(posixpath.dirname(path), value)))
+    except PathEscape as exc:
+        if "absolute" in exc.reason:
+            message = f"certificateFile {value!r} is an absolute path; use a path relative to the manifest"
+        else:
+            message = f"certificateFile {value!r} is not allowed: {exc.reason}"
+        checker.error(node, "certificate-file-escape", message)
+        return None
+    kind = source.kind(resolved)
+    if kind == "missing":
+        at = f" at {source.info.ref}" if source.info.ref else ""
+        checker.error(
+            node,
+            "certificate-file-missing",
+            f"certificateFile {value!r} does not exist{at} (looked for {resolved})",
+        )
+        return None
+    if kind != "file":
+        checker.error(node, "certificate-file-not-file", f"certificateFile {value!r} is not a file")
+        return None
+    return resolved
+
+
+def _finish(
+    source: Source, pending: list[_Pending], result: LoadResult, policy: Policy, now: datetime
+) -> None:
+    files = sorted({p.cert_file for p in pending if p.cert_file is not None})
+    contents = source.read_many(files) if files else {}
+    parsed_files: dict[str, tuple[certs.ParsedCert | None, list[certs.Finding]]] = {}
+    health = certs.HealthPolicy(
+        expiry_warning_days=policy.expiry_warning_days, min_rsa_bits=policy.min_rsa_bits
+    )
+    by_alias: dict[str, _Pending] = {}
+    by_folded: dict[str, _Pending] = {}
+    for item in pending:
+        line, column = item.cert_node.line, item.cert_node.column
+        if item.cert_file is not None:
+            if item.cert_file not in parsed_files:
+                parsed_files[item.cert_file] = certs.parse_certificate_text(
+                    contents[item.cert_file], source=item.cert_file
+                )
+            parsed, findings = parsed_files[item.cert_file]
+            prefix = f"certificateFile {item.cert_file}: "
+        else:
+            assert item.cert_text is not None
+            parsed, findings = certs.parse_certificate_text(item.cert_text, source=item.path)
+            prefix = ""
+        for finding in findings:
+            result.problems.append(
+                Problem(item.path, line, column, finding.severity, finding.rule, prefix + finding.message)
+            )
+        if parsed is None:
+            continue
+        facts: CertFacts = parsed.facts
+        for finding in certs.health_findings(facts, health, now):
+            result.problems.append(
+                Problem(item.path, line, column, finding.severity, finding.rule, finding.message)
+            )
+        a_line, a_col = item.alias_node.line, item.alias_node.column
+        if not policy.in_scope(item.alias):
+            result.problems.append(
+                Problem(
+                    item.path,
+                    a_line,
+                    a_col,
+                    Severity.ERROR,
+                    "alias-out-of-scope",
+                    f"alias {item.alias!r} is outside the target's scope "
+                    f"({', '.join(policy.scope)}); change policy.scope or the alias",
+                )
+            )
+        first = by_alias.get(item.alias)
+        if first is not None:
+            result.problems.append(
+                Problem(
+                    item.path,
+                    a_line,
+                    a_col,
+                    Severity.ERROR,
+                    "duplicate-alias",
+                    f"alias {item.alias!r} is also defined at "
+                    f"{first.path}:{first.alias_node.line}:{first.alias_node.column}",
+                )
+            )
+            result.problems.append(
+                Problem(
+                    first.path,
+                    first.alias_node.line,
+                    first.alias_node.column,
+                    Severity.ERROR,
+                    "duplicate-alias",
+                    f"alias {item.alias!r} is also defined at {item.path}:{a_line}:{a_col}",
+                )
+            )
+            continue
+        by_alias[item.alias] = item
+        folded = item.alias.casefold()
+        other = by_folded.get(folded)
+        if other is not None:
+            result.problems.append(
+                Problem(
+                    item.path,
+                    a_line,
+                    a_col,
+                    Severity.WARNING,
+                    "alias-case",
+                    f"alias {item.alias!r} differs only in case from {other.alias!r} at "
+                    f"{other.path}:{other.alias_node.line}",
+                )
+            )
+        else:
+            by_folded[folded] = item
+        result.certs.append(
+            DesiredCert(
+                alias=item.alias,
+                certificate=parsed.pem,
+                private_key_path=item.private_key_path,
+                job_resource_folder=item.job_resource_folder,
+                agents=item.agents,
+                facts=facts,
+                origin=Origin(
+                    path=item.path,
+                    document=item.document,
+                    line=item.node.line,
+                    column=item.node.column,
+                    cert_line=line,
+                    cert_column=column,
+                    cert_file=item.cert_file,
+                ),
+                labels=item.labels,
+                previous_aliases=item.previous_aliases,
+            )
+        )
+    result.certs.sort(key=lambda c: c.alias)

@@ -1,0 +1,1 @@
+"""Views of results: text for people, JSON for machines, Markdown for pull requests."""

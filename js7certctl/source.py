@@ -1,0 +1,366 @@
+"""Files at a Git revision or in the working tree (the only GitPython user).
+
+Paths handed in and out are repository-relative POSIX paths ("certs/a.yaml"). ``resolve`` follows
+symlinks inside the tree (with a hop limit) and refuses any that lead out of it. At a revision the
+tree is listed once (``git ls-tree -r``) and blobs are read by object id in one
+``git cat-file --batch`` call, because looking paths up one by one is quadratic in large folders.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from js7certctl.errors import SourceError, UsageError
+
+MAX_SYMLINK_HOPS = 40
+_SYMLINK_MODE = "120000"
+
+
+class PathEscape(Exception):
+    """A path leaves the repository (or is a symlink loop); ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    repository: str | None  # absolute path of the Git work tree, None outside Git
+    revision: str | None  # the commit read (or HEAD for the working tree), None outside Git
+    ref: str | None  # what --ref asked for; None = the working tree
+    dirty: bool  # the working tree had uncommitted changes under the base folder
+    base: str = ""  # base folder, relative to the root ("" = the root)
+
+    @property
+    def short_revision(self) -> str | None:
+        return self.revision[:12] if self.revision else None
+
+    def describe(self) -> str:
+        if self.ref is not None and self.revision:
+            return f"{self.ref} ({self.revision[:12]})"
+        if self.revision:
+            return f"the working tree at {self.revision[:12]}" + (
+                " with uncommitted changes" if self.dirty else ""
+            )
+        return "the working tree"
+
+
+class Source(Protocol):
+    @property
+    def info(self) -> SourceInfo: ...
+
+    @property
+    def root(self) -> Path: ...
+
+    def kind(self, path: str) -> str:
+        """"file", "dir" or "missing" for a resolved path (no symlinks left in it)."""
+        ...
+
+    def resolve(self, path: str) -> str:
+        """Follow symlinks; the resulting path inside the tree, or raise :class:`PathEscape`."""
+        ...
+
+    def walk(self, folder: str) -> list[str]:
+        """Files under a resolved folder, recursively, skipping dot entries, sorted."""
+        ...
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        """Contents of resolved files."""
+        ...
+
+    def set_base(self, base: str, dirty: bool) -> None:
+        """Record the base folder (the config's folder) and whether it had local changes."""
+        ...
+
+
+def normalize(path: str) -> str:
+    """Normalise a repository-relative path; ".." that climbs out raises PathEscape."""
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":") or path.startswith("\\"):
+        raise PathEscape("it is an absolute path; use a path relative to the manifest")
+    norm = posixpath.normpath(path.replace("\\", "/")) if path else "."
+    if norm == ".." or norm.startswith("../"):
+        raise PathEscape("it climbs out of the repository with '..'")
+    return "" if norm == "." else norm
+
+
+def _skip(name: str) -> bool:
+    return name.startswith(".")
+
+
+class WorktreeSource:
+    """The files on disk under ``root``."""
+
+    def __init__(self, root: Path, info: SourceInfo) -> None:
+        self._root = root
+        self._info = info
+        self._real_root = os.path.realpath(root)
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def set_base(self, base: str, dirty: bool) -> None:
+        self._info = replace(self._info, base=base, dirty=dirty)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(self._real_root, path) if path else self._real_root
+
+    def resolve(self, path: str) -> str:
+        norm = normalize(path)
+        try:
+            real = str(Path(self._abs(norm)).resolve(strict=False))
+        except RuntimeError as exc:  # Python < 3.13 reports loops this way
+            raise PathEscape("it is a symlink loop") from exc
+        except OSError as exc:
+            raise PathEscape(f"it cannot be resolved ({exc.strerror})") from exc
+        if os.path.islink(real) or _is_loop(self._abs(norm)):
+            raise PathEscape("it is a symlink loop")
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise PathEscape("it is a symlink that leads out of the repository")
+        rel = os.path.relpath(real, self._real_root)
+        return "" if rel == "." else rel.replace(os.sep, "/")
+
+    def kind(self, path: str) -> str:
+        full = self._abs(path)
+        if os.path.isdir(full):
+            return "dir"
+        if os.path.isfile(full):
+            return "file"
+        return "missing"
+
+    def walk(self, folder: str) -> list[str]:
+        found: list[str] = []
+        start = self._abs(folder)
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if not _skip(d))
+            rel_dir = os.path.relpath(dirpath, self._real_root).replace(os.sep, "/")
+            for name in filenames:
+                if not _skip(name):
+                    found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+        return sorted(found)
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        result: dict[str, bytes] = {}
+        for path in paths:
+            with open(self._abs(path), "rb") as handle:
+                result[path] = handle.read()
+        return result
+
+
+def _is_loop(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == 40  # ELOOP
+    return False
+
+
+class GitTreeSource:
+    """The files of one commit's tree; the working tree is never read."""
+
+    def __init__(self, git_dir_root: Path, commit: str, info: SourceInfo) -> None:
+        self._root = git_dir_root
+        self._commit = commit
+        self._info = info
+        self._files: dict[str, tuple[str, str]] = {}  # path -> (mode, object id)
+        self._dirs: set[str] = {""}
+        self._cache: dict[str, bytes] = {}
+        out = _git(git_dir_root, "ls-tree", "-r", "-z", "--full-tree", commit)
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw_path = record.partition(b"\t")
+            mode, otype, oid = meta.decode().split(" ")
+            if otype != "blob":
+                continue  # submodules
+            path = raw_path.decode("utf-8", "surrogateescape")
+            self._files[path] = (mode, oid)
+            parent = posixpath.dirname(path)
+            while parent not in self._dirs:
+                self._dirs.add(parent)
+                parent = posixpath.dirname(parent)
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def set_base(self, base: str, dirty: bool) -> None:
+        self._info = replace(self._info, base=base, dirty=dirty)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def resolve(self, path: str) -> str:
+        norm = normalize(path)
+        parts = norm.split("/") if norm else []
+        hops = 0
+        resolved: list[str] = []
+        while parts:
+            part = parts.pop(0)
+            candidate = "/".join([*resolved, part])
+            entry = self._files.get(candidate)
+            if entry is not None and entry[0] == _SYMLINK_MODE:
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise PathEscape("it is a symlink loop")
+                target = self._read_blobs([entry[1]])[entry[1]].decode("utf-8", "replace")
+                if target.startswith("/"):
+                    raise PathEscape("it is a symlink that leads out of the repository")
+                joined = posixpath.normpath(posixpath.join("/".join(resolved), target))
+                if joined == ".." or joined.startswith("../"):
+                    raise PathEscape("it is a symlink that leads out of the repository")
+                parts = ([] if joined == "." else joined.split("/")) + parts
+                resolved = []
+                continue
+            resolved.append(part)
+        return "/".join(resolved)
+
+    def kind(self, path: str) -> str:
+        if path in self._dirs:
+            return "dir"
+        if path in self._files:
+            return "file"
+        return "missing"
+
+    def walk(self, folder: str) -> list[str]:
+        prefix = f"{folder}/" if folder else ""
+        found = []
+        for path in self._files:
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix) :]
+            if any(_skip(part) for part in rest.split("/")):
+                continue
+            found.append(path)
+        return sorted(found)
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        oids = {path: self._files[path][1] for path in paths}
+        blobs = self._read_blobs(list(set(oids.values())))
+        return {path: blobs[oid] for path, oid in oids.items()}
+
+    def _read_blobs(self, oids: list[str]) -> dict[str, bytes]:
+        missing = [oid for oid in oids if oid not in self._cache]
+        if missing:
+            data = _git(self._root, "cat-file", "--batch", stdin="\n".join(missing) + "\n")
+            pos = 0
+            for oid in missing:
+                header_end = data.index(b"\n", pos)
+                header = data[pos:header_end].decode()
+                fields = header.split(" ")
+                if len(fields) != 3:
+                    raise SourceError(f"Git could not read object {oid}: {header}")
+                size = int(fields[2])
+                start = header_end + 1
+                self._cache[oid] = data[start : start + size]
+                pos = start + size + 1
+        return {oid: self._cache[oid] for oid in oids}
+
+
+def _git(root: Path, *args: str, stdin: str | None = None) -> bytes:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            input=stdin.encode() if stdin is not None else None,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise SourceError("the `git` command was not found; install Git") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SourceError(f"git {args[0]} failed: {message[-1] if message else proc.returncode}")
+    return proc.stdout
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the user is: the root of the tree read, and the start folder relative to it."""
+
+    root: Path
+    start: str  # the folder to search the config from, relative to root
+    repo: Any  # git.Repo or None
+
+
+def locate(start_dir: Path) -> Location:
+    """Find the Git repository containing ``start_dir`` (or use the folder itself outside Git)."""
+    if not start_dir.exists():
+        raise UsageError(f"the folder {start_dir} does not exist")
+    if not start_dir.is_dir():
+        raise UsageError(f"{start_dir} is not a folder")
+    real = Path(os.path.realpath(start_dir))
+    repo = _find_repo(real)
+    if repo is None or repo.working_tree_dir is None:
+        return Location(root=real, start="", repo=None)
+    root = Path(os.path.realpath(repo.working_tree_dir))
+    rel = os.path.relpath(real, root)
+    return Location(root=root, start="" if rel == "." else rel.replace(os.sep, "/"), repo=repo)
+
+
+def _find_repo(path: Path) -> Any:
+    import git  # GitPython is imported only when a repository is looked for
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
+def open_source(location: Location, ref: str | None) -> Source:
+    """The tree at ``ref`` (a branch, tag or commit), or the working tree when ``ref`` is None."""
+    repo = location.repo
+    if ref is not None:
+        if repo is None:
+            raise SourceError(
+                f"--ref needs a Git repository, and {location.root} is not inside one",
+                hint="Run without --ref to read the files in this folder.",
+            )
+        commit = resolve_revision(repo, ref)
+        info = SourceInfo(repository=str(location.root), revision=commit, ref=ref, dirty=False)
+        return GitTreeSource(location.root, commit, info)
+    if repo is None:
+        return WorktreeSource(
+            location.root, SourceInfo(repository=None, revision=None, ref=None, dirty=False)
+        )
+    info = SourceInfo(
+        repository=str(location.root), revision=_head_commit(repo), ref=None, dirty=False
+    )
+    return WorktreeSource(location.root, info)
+
+
+def worktree_dirty(location: Location, base: str) -> bool:
+    """Whether the working tree has uncommitted (or untracked) changes under ``base``."""
+    if location.repo is None:
+        return False
+    return bool(_git(location.root, "status", "--porcelain", "--", base or ".").strip())
+
+
+def resolve_revision(repo: Any, ref: str) -> str:
+    if not ref or ref.startswith("-"):
+        raise UsageError(f"invalid revision {ref!r}: a revision must not start with '-'")
+    try:
+        commit = repo.commit(ref)
+        return str(commit.hexsha)
+    except Exception as exc:  # GitPython raises BadName, BadObject, ValueError, IndexError, ...
+        raise SourceError(
+            f"unknown revision {ref!r} in {repo.working_tree_dir}",
+            hint="Name a branch, tag or commit that exists (is it fetched?).",
+        ) from exc
+
+
+def _head_commit(repo: Any) -> str | None:
+    try:
+        return str(repo.head.commit.hexsha)
+    except ValueError:  # a repository without commits
+        return None

@@ -1,0 +1,345 @@
+"""YAML text -> small position-carrying node trees, and a checker that reports every problem.
+
+The only module that parses YAML for reading (ruamel.yaml). It composes node trees (no Python
+object construction), which keeps every line and column, reports each duplicate key instead of
+stopping at the first, and never expands aliases: an alias to an already-seen node is refused, so
+an alias bomb costs nothing. The C parser is used when available; files that look deeply nested
+go to the pure-Python parser, whose recursion is bounded, because the C parser crashes the
+process on such input (../shared/notes.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from js7certctl.model import Problem, Severity
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+# More opening brackets than this and we do not trust the C parser with the file.
+_SUSPICIOUS_BRACKETS = 2000
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+@dataclass(slots=True)
+class YNode:
+    """One YAML node: ``kind`` is "map", "seq" or "scalar"; positions are 1-based."""
+
+    kind: str
+    tag: str  # for scalars: "str", "int", "float", "bool", "null" or the full tag
+    value: Any  # scalar: the Python value; seq: list[YNode]; map: list[tuple[YNode, YNode]]
+    line: int
+    column: int
+
+    @property
+    def type_name(self) -> str:
+        if self.kind == "map":
+            return "a mapping"
+        if self.kind == "seq":
+            return "a list"
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "a boolean",
+            "null": "empty",
+        }.get(self.tag, f"a value tagged {self.tag}")
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__("too deep")
+        self.line = line
+        self.column = column
+
+
+class _AliasUsed(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__("alias")
+        self.line = line
+        self.column = column
+
+
+def _scalar_value(tag: str, text: str) -> tuple[str, Any]:
+    short = tag[len(_TAG_PREFIX) :] if tag.startswith(_TAG_PREFIX) else tag
+    if short == "str":
+        return "str", text
+    if short == "null":
+        return "null", None
+    if short == "bool":
+        return "bool", text.lower() in ("true", "yes", "on")
+    if short == "int":
+        cleaned = text.replace("_", "")
+        try:
+            return "int", int(cleaned, 0) if cleaned[:2].lower() in ("0x", "0o", "0b") else int(cleaned)
+        except ValueError:
+            return "str", text
+    if short == "float":
+        try:
+            return "float", float(text.replace("_", ""))
+        except ValueError:
+            return "str", text
+    return short, text
+
+
+def _convert(node: Any, seen: set[int], depth: int) -> YNode:
+    line = node.start_mark.line + 1
+    column = node.start_mark.column + 1
+    if depth > MAX_DEPTH:
+        raise _TooDeep(line, column)
+    if id(node) in seen:
+        raise _AliasUsed(line, column)
+    seen.add(id(node))
+    name = type(node).__name__
+    if name == "MappingNode":
+        pairs = [
+            (_convert(k, seen, depth + 1), _convert(v, seen, depth + 1)) for k, v in node.value
+        ]
+        return YNode("map", "map", pairs, line, column)
+    if name == "SequenceNode":
+        return YNode("seq", "seq", [_convert(v, seen, depth + 1) for v in node.value], line, column)
+    tag, value = _scalar_value(str(node.tag), str(node.value))
+    return YNode("scalar", tag, value, line, column)
+
+
+def _decode(data: bytes, path: str) -> tuple[str | None, Problem | None]:
+    if b"\x00" in data[:8192]:
+        return None, Problem(
+            path, 1, 1, Severity.ERROR, "yaml-binary", "this is a binary file, not YAML text"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        return None, Problem(
+            path,
+            line,
+            column,
+            Severity.ERROR,
+            "yaml-encoding",
+            f"byte 0x{data[exc.start]:02x} is not valid UTF-8; save the file as UTF-8",
+        )
+    return text, None
+
+
+def _yaml_error_problem(exc: Exception, path: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = (mark.line + 1) if mark is not None else 1
+    column = (mark.column + 1) if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {problem}"
+    if context:
+        message += f" ({context})"
+    if "\t" in str(problem) or "tab" in str(problem):
+        message += "; indent with spaces, not tabs"
+    return Problem(path, line, column, Severity.ERROR, "yaml-syntax", message)
+
+
+def parse_documents(
+    data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[list[YNode | None], list[Problem]]:
+    """Parse every document of a YAML stream into :class:`YNode` trees.
+
+    Returns the documents (``None`` for an empty document) and the problems that stopped parsing.
+    On a syntax error the documents before it are still returned.
+    """
+    if len(data) > max_bytes:
+        size = f"{len(data) / (1024 * 1024):.1f} MiB"
+        return [], [
+            Problem(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "file-too-large",
+                f"file is {size}; files are limited to {max_bytes // 1024} KiB, "
+                "split it into smaller manifests",
+            )
+        ]
+    text, problem = _decode(data, path)
+    if text is None:
+        assert problem is not None
+        return [], [problem]
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    suspicious = text.count("[") + text.count("{") > _SUSPICIOUS_BRACKETS
+    yaml = YAML(typ="safe", pure=suspicious)
+    docs: list[YNode | None] = []
+    problems: list[Problem] = []
+    old_limit = sys.getrecursionlimit()
+    try:
+        if suspicious:
+            sys.setrecursionlimit(min(old_limit, 3000))
+        for node in yaml.compose_all(text):
+            if node is None:
+                docs.append(None)
+                continue
+            if type(node).__name__ == "ScalarNode" and str(node.tag).endswith(":null"):
+                docs.append(None)
+                continue
+            docs.append(_convert(node, set(), 0))
+    except YAMLError as exc:
+        problems.append(_yaml_error_problem(exc, path))
+    except RecursionError:
+        problems.append(
+            Problem(
+                path, 1, 1, Severity.ERROR, "yaml-too-deep", "YAML is nested too deeply to read"
+            )
+        )
+    except _TooDeep as exc:
+        problems.append(
+            Problem(
+                path,
+                exc.line,
+                exc.column,
+                Severity.ERROR,
+                "yaml-too-deep",
+                f"YAML is nested more than {MAX_DEPTH} levels deep",
+            )
+        )
+    except _AliasUsed as exc:
+        problems.append(
+            Problem(
+                path,
+                exc.line,
+                exc.column,
+                Severity.ERROR,
+                "yaml-alias",
+                "YAML aliases (*name) are not supported here; write the value out",
+            )
+        )
+    finally:
+        sys.setrecursionlimit(old_limit)
+    return docs, problems
+
+
+class Checker:
+    """Collects problems for one file while a caller walks its nodes against a schema."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, node: YNode | None, severity: Severity, rule: str, message: str) -> None:
+        line, column = (node.line, node.column) if node is not None else (1, 1)
+        self.problems.append(Problem(self.path, line, column, severity, rule, message))
+
+    def error(self, node: YNode | None, rule: str, message: str) -> None:
+        self.add(node, Severity.ERROR, rule, message)
+
+    def warning(self, node: YNode | None, rule: str, message: str) -> None:
+        self.add(node, Severity.WARNING, rule, message)
+
+    def mapping(
+        self,
+        node: YNode,
+        where: str,
+        *,
+        allowed: Sequence[str] | None = None,
+        required: Sequence[str] = (),
+        at: YNode | None = None,
+    ) -> dict[str, tuple[YNode, YNode]] | None:
+        """The mapping's keys -> (key node, value node); reports type, duplicate, unknown, missing.
+
+        A missing field is reported at ``at`` (the parent key) when given, else at the mapping.
+        """
+        if node.kind != "map":
+            self.error(node, "type", f"{where} must be a mapping, not {node.type_name}")
+            return None
+        result: dict[str, tuple[YNode, YNode]] = {}
+        for key, value in node.value:
+            if key.kind != "scalar" or key.tag not in ("str", "int", "bool", "float"):
+                self.error(key, "type", f"keys of {where} must be strings")
+                continue
+            name = str(key.value)
+            if name in result:
+                first = result[name][0]
+                self.error(
+                    key,
+                    "duplicate-key",
+                    f"duplicate key {name!r} in {where} (first at line {first.line})",
+                )
+                continue
+            result[name] = (key, value)
+            if allowed is not None and name not in allowed:
+                hint = _suggest(name, allowed)
+                self.error(key, "unknown-field", f"unknown field {name!r} in {where}{hint}")
+        for name in required:
+            if name not in result:
+                self.error(at or node, "missing-field", f"{where} is missing the field {name!r}")
+        return result
+
+    def string(self, node: YNode, where: str, *, allow_empty: bool = False) -> str | None:
+        if node.kind != "scalar" or node.tag not in ("str",):
+            if node.kind == "scalar" and node.tag in ("int", "float"):
+                self.error(
+                    node,
+                    "type",
+                    f"{where} must be a string, not {node.type_name} (quote it: \"{node.value}\")",
+                )
+            else:
+                self.error(node, "type", f"{where} must be a string, not {node.type_name}")
+            return None
+        value = str(node.value)
+        if not allow_empty and not value.strip():
+            self.error(node, "empty", f"{where} must not be empty")
+            return None
+        return value
+
+    def integer(self, node: YNode, where: str, *, minimum: int | None = None) -> int | None:
+        if node.kind != "scalar" or node.tag != "int":
+            self.error(node, "type", f"{where} must be an integer, not {node.type_name}")
+            return None
+        value = int(node.value)
+        if minimum is not None and value < minimum:
+            self.error(node, "range", f"{where} must be at least {minimum}, not {value}")
+            return None
+        return value
+
+    def boolean(self, node: YNode, where: str) -> bool | None:
+        if node.kind != "scalar" or node.tag != "bool":
+            self.error(node, "type", f"{where} must be true or false, not {node.type_name}")
+            return None
+        return bool(node.value)
+
+    def string_list(self, node: YNode, where: str) -> list[tuple[YNode, str]] | None:
+        if node.kind != "seq":
+            self.error(node, "type", f"{where} must be a list of strings, not {node.type_name}")
+            return None
+        items: list[tuple[YNode, str]] = []
+        for item in node.value:
+            value = self.string(item, f"each entry of {where}")
+            if value is not None:
+                items.append((item, value))
+        return items
+
+
+def _suggest(name: str, allowed: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; allowed: {', '.join(allowed)}"
+
+
+def iter_scalars(node: YNode) -> Iterator[YNode]:
+    """Every scalar below ``node`` (for scans of whole documents)."""
+    if node.kind == "scalar":
+        yield node
+    elif node.kind == "seq":
+        for item in node.value:
+            yield from iter_scalars(item)
+    else:
+        for key, value in node.value:
+            yield from iter_scalars(key)
+            yield from iter_scalars(value)

@@ -1,0 +1,28 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import GIT_ENV, GitRepo
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No CI variables, colours or JOC credentials leak in from the machine running the tests."""
+    for name in list(os.environ):
+        if name in ("CI", "NO_COLOR", "GITHUB_ACTIONS", "GITLAB_CI") or name.startswith("JS7_"):
+            monkeypatch.delenv(name, raising=False)
+    for name, value in GIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    """An empty Git repository."""
+    return GitRepo(tmp_path / "repo")
