@@ -60,7 +60,7 @@ class _Group(TyperGroup):
         except click_exceptions.UsageError as exc:
             exc.show()
             sys.exit(EXIT_USAGE)
-        except click_exceptions.Abort:
+        except typer.Abort:
             typer.echo("Aborted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except click_exceptions.ClickException as exc:
@@ -307,6 +307,270 @@ def init(
     for path in written:
         ui.result(f"wrote {path}\n")
     ui.info("Next: `js7certctl validate`, then `js7certctl plan`.")
+
+
+# ----------------------------------------------------------------------------- plan / apply
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+AllowMassDeleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mass-delete", help="Allow a plan that deletes more than policy.maxDeletes aliases."
+    ),
+]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        help="Seconds to wait for another apply on the embedded keystore before failing.",
+        min=0,
+    ),
+]
+
+
+def _backend_options(lock_timeout: float = 30.0) -> Any:
+    from js7certctl.keystore.factory import BackendOptions
+
+    return BackendOptions(lock_timeout=lock_timeout)
+
+
+@app.command(
+    epilog="Examples: js7certctl plan --detailed-exitcode; "
+    "js7certctl plan --ref origin/main --out plan.json --format markdown > comment.md",
+)
+def plan(
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    ref: RefOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Save the plan to FILE (for `apply FILE`), mode 0600."),
+    ] = None,
+    fmt: Annotated[
+        PlanFormat, typer.Option("--format", "-f", help="How to print the plan.")
+    ] = PlanFormat.text,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when there is nothing to do, 2 when there are changes."
+        ),
+    ] = False,
+    allow_mass_delete: AllowMassDeleteOpt = False,
+    quiet: QuietOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare the manifests with the live keystore and print what apply would change.
+
+    Reads the manifests from the working tree, or at --ref; never writes to the keystore.
+    Exit 0 on success (with --detailed-exitcode: 0 no changes, 2 changes), 1 on any error.
+    """
+    from js7certctl.planfile import write_plan
+    from js7certctl.planning import make_plan, open_target
+    from js7certctl.render import plan as render_plan
+    from js7certctl.workspace import open_workspace
+
+    ui = _ui(quiet, no_color, debug)
+    workspace = open_workspace(repo=repo, config_file=config, ref=ref)
+    chosen = workspace.config.target(target)
+    now = _now()
+    keystore = open_target(workspace, chosen, _backend_options())
+    try:
+        planned = make_plan(
+            workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
+        )
+    finally:
+        keystore.close()
+    ui.problems([p for p in planned.warnings if p not in planned.plan.warnings])
+    ui.result(render_plan.render(planned.plan, fmt.value, now, ui.style))
+    if out is not None:
+        write_plan(planned.plan, out)
+        ui.info(f"Saved the plan to {out}; apply exactly it with `js7certctl apply {out}`.")
+    if detailed_exitcode and not planned.plan.empty:
+        _exit(2)
+
+
+@app.command(
+    epilog="Examples: js7certctl apply plan.json; js7certctl apply --auto-approve "
+    '--comment "rotate agent-001"',
+)
+def apply(
+    planfile: Annotated[
+        Path | None,
+        typer.Argument(help="A plan saved with `plan --out`; applied exactly, or refused if stale."),
+    ] = None,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    ref: RefOpt = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")
+    ] = False,
+    allow_mass_delete: AllowMassDeleteOpt = False,
+    comment: Annotated[
+        str | None,
+        typer.Option("--comment", help="Audit-log comment (default: js7certctl apply <revision>)."),
+    ] = None,
+    ticket_link: Annotated[
+        str | None, typer.Option("--ticket-link", help="Audit-log ticket link (e.g. the PR URL).")
+    ] = None,
+    lock_timeout: LockTimeoutOpt = 30.0,
+    quiet: QuietOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Apply a saved plan exactly, or plan and ask for confirmation.
+
+    Without PLANFILE the plan is shown and only a typed `yes` applies it; with no terminal,
+    --auto-approve is required. Order: creates and updates, then Agent assignments, then deletes.
+    """
+    from js7certctl.apply import apply_plan
+    from js7certctl.keystore.factory import open_keystore
+    from js7certctl.model import Action, AuditLog
+    from js7certctl.planfile import read_plan
+    from js7certctl.planning import make_plan, open_target
+    from js7certctl.render import plan as render_plan
+    from js7certctl.workspace import open_workspace
+
+    ui = _ui(quiet, no_color, debug)
+    now = _now()
+    options = _backend_options(lock_timeout)
+    if planfile is not None:
+        if ref is not None:
+            raise click_exceptions.UsageError("--ref cannot be used with a plan file")
+        the_plan = read_plan(planfile)
+        if target is not None and target != the_plan.target.name:
+            from js7certctl.errors import PlanFileError
+
+            raise PlanFileError(
+                f"{planfile} was made for target {the_plan.target.name!r} "
+                f"({the_plan.target.location}), not {target!r}",
+                hint="Apply it without --target, or make a plan for that target.",
+            )
+        keystore = open_keystore(
+            the_plan.target.name, the_plan.target.backend, the_plan.connection, options
+        )
+        if keystore.identity != the_plan.target:
+            keystore.close()
+            from js7certctl.errors import PlanFileError
+
+            raise PlanFileError(
+                f"{planfile} was made for {the_plan.target.location}, but that target is now "
+                f"{keystore.identity.location}; make the plan again"
+            )
+        ui.result(render_plan.render(the_plan, "text", now, ui.style))
+    else:
+        workspace = open_workspace(repo=repo, config_file=config, ref=ref)
+        chosen = workspace.config.target(target)
+        keystore = open_target(workspace, chosen, options)
+        try:
+            planned = make_plan(
+                workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
+            )
+        except BaseException:
+            keystore.close()
+            raise
+        the_plan = planned.plan
+        ui.problems([p for p in planned.warnings if p not in the_plan.warnings])
+        ui.result(render_plan.render(the_plan, "text", now, ui.style))
+        if not the_plan.empty and not auto_approve:
+            if not sys.stdin.isatty() or os.environ.get("CI"):
+                keystore.close()
+                raise click_exceptions.UsageError(
+                    "there is no terminal to confirm the apply; pass --auto-approve, or save the "
+                    "plan with `plan --out FILE` and run `apply FILE`"
+                )
+            answer = typer.prompt(
+                "Do you want to apply these changes? Only 'yes' will be accepted", default=""
+            )
+            if answer.strip() != "yes":
+                keystore.close()
+                ui.info("Apply cancelled; nothing was changed.")
+                _exit(EXIT_ERROR)
+    try:
+        if the_plan.empty:
+            return
+        revision = the_plan.source.short_revision
+        audit = AuditLog(
+            comment=comment if comment is not None else f"js7certctl apply {revision or 'local'}",
+            ticket_link=ticket_link,
+        )
+
+        def progress(step: Any, index: int, total: int) -> None:
+            ui.info(f"  [{index}/{total}] {step.describe()}")
+
+        report = apply_plan(the_plan, keystore, audit, progress)
+    finally:
+        keystore.close()
+    for resource in report.left_behind:
+        ui.info(f"Note: the Job Resource {resource} stays behind in the inventory; remove it in JOC if unused.")
+    ui.result(
+        f"Apply complete: {the_plan.count(Action.CREATE)} added, "
+        f"{the_plan.count(Action.UPDATE)} changed, {the_plan.count(Action.DELETE)} deleted.\n"
+    )
+
+
+@app.command(epilog="Example: js7certctl show plan.json --format markdown")
+def show(
+    planfile: Annotated[Path, typer.Argument(help="A plan saved with `plan --out`.")],
+    fmt: Annotated[
+        PlanFormat, typer.Option("--format", "-f", help="How to print the plan.")
+    ] = PlanFormat.text,
+    quiet: QuietOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a saved plan (text, JSON or Markdown); needs neither Git nor the keystore."""
+    from js7certctl.planfile import read_plan
+    from js7certctl.render import plan as render_plan
+
+    ui = _ui(quiet, no_color, debug)
+    the_plan = read_plan(planfile)
+    ui.result(render_plan.render(the_plan, fmt.value, _now(), ui.style))
+
+
+@app.command(name="list", epilog="Example: js7certctl list --target prod --format json")
+def list_(
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="Table or JSON.")
+    ] = ReportFormat.text,
+    quiet: QuietOpt = False,
+    no_color: NoColorOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the live keystore: aliases, certificate facts, key paths, folders, Agents.
+
+    Certificate text is never printed, only parsed facts and fingerprints.
+    """
+    from js7certctl.planning import open_target
+    from js7certctl.render import live as render_live
+    from js7certctl.workspace import open_workspace
+
+    ui = _ui(quiet, no_color, debug)
+    workspace = open_workspace(repo=repo, config_file=config)
+    chosen = workspace.config.target(target)
+    keystore = open_target(workspace, chosen, _backend_options())
+    try:
+        entries = keystore.list_entries()
+        identity = keystore.identity
+    finally:
+        keystore.close()
+    now = _now()
+    if fmt is ReportFormat.json:
+        ui.result(render_live.render_json(entries, identity, now))
+    else:
+        ui.result(render_live.render_text(entries, identity, now))
+
 
 
 def main() -> None:

@@ -292,7 +292,7 @@ def parse_config(data: bytes, path: str) -> tuple[Config, list[Problem]]:
                 )
             else:
                 config = replace(config, default_target=name)
-    return config, checker.problems
+    return config, sorted(checker.problems, key=Problem.sort_key)
 
 
 def tfields_names(fields: dict[str, tuple[YNode, YNode]]) -> Sequence[str]:
