@@ -42,9 +42,7 @@ class ApplyReport:
 
 
 def steps_of(changes: list[Change]) -> list[Step]:
-    stores = [
-        Step("store", c.alias, action=c.action) for c in changes if c.needs_store and c.after
-    ]
+    stores = [Step("store", c.alias, action=c.action) for c in changes if c.needs_store and c.after]
     assignments: list[Step] = []
     for change in changes:
         if change.action in (Action.CREATE, Action.UPDATE):
@@ -80,7 +78,9 @@ def apply_plan(
             except Js7CertCtlError as exc:
                 raise ApplyError(_failure(report, steps, step, str(exc))) from None
             except OSError as exc:
-                raise ApplyError(_failure(report, steps, step, f"{type(exc).__name__}: {exc}")) from None
+                raise ApplyError(
+                    _failure(report, steps, step, f"{type(exc).__name__}: {exc}")
+                ) from None
             report.done.append(step)
             if step.kind == "delete":
                 before = by_alias[step.alias].before

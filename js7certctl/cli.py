@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+
+# Typer bundles its own copy of Click; `import click` may be another one (../shared/notes.md).
+from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from js7certctl.errors import (
@@ -28,12 +31,6 @@ from js7certctl.errors import (
     ValidationFailed,
 )
 from js7certctl.model import Problem
-
-try:  # Typer >= 0.26 bundles its own copy of Click; `import click` may be another one.
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older Typer with a separate Click
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
-
 
 _STATE: dict[str, bool] = {"debug": False}
 
@@ -183,6 +180,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 # ----------------------------------------------------------------------------- validate
 
 
@@ -218,9 +219,7 @@ def validate(
     if fmt is ReportFormat.json:
         ui.result(validation.render_json(result, workspace.source.info, chosen.name, now))
     else:
-        ui.result(
-            validation.render_text(result, workspace.source.info, chosen.name, now, ui.style)
-        )
+        ui.result(validation.render_text(result, workspace.source.info, chosen.name, now, ui.style))
     if not result.ok:
         _exit(EXIT_ERROR)
 
@@ -359,7 +358,8 @@ def plan(
     detailed_exitcode: Annotated[
         bool,
         typer.Option(
-            "--detailed-exitcode", help="Exit 0 when there is nothing to do, 2 when there are changes."
+            "--detailed-exitcode",
+            help="Exit 0 when there is nothing to do, 2 when there are changes.",
         ),
     ] = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
@@ -404,7 +404,9 @@ def plan(
 def apply(
     planfile: Annotated[
         Path | None,
-        typer.Argument(help="A plan saved with `plan --out`; applied exactly, or refused if stale."),
+        typer.Argument(
+            help="A plan saved with `plan --out`; applied exactly, or refused if stale."
+        ),
     ] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -481,11 +483,12 @@ def apply(
         ui.problems([p for p in planned.warnings if p not in the_plan.warnings])
         ui.result(render_plan.render(the_plan, "text", now, ui.style))
         if not the_plan.empty and not auto_approve:
-            if not sys.stdin.isatty() or os.environ.get("CI"):
+            if not _stdin_is_terminal() or os.environ.get("CI"):
                 keystore.close()
-                raise click_exceptions.UsageError(
-                    "there is no terminal to confirm the apply; pass --auto-approve, or save the "
-                    "plan with `plan --out FILE` and run `apply FILE`"
+                raise Js7CertCtlError(
+                    "there is no terminal to confirm the apply, so nothing was changed",
+                    hint="Pass --auto-approve, or save the plan with `plan --out FILE` and run "
+                    "`apply FILE`.",
                 )
             answer = typer.prompt(
                 "Do you want to apply these changes? Only 'yes' will be accepted", default=""
@@ -510,7 +513,10 @@ def apply(
     finally:
         keystore.close()
     for resource in report.left_behind:
-        ui.info(f"Note: the Job Resource {resource} stays behind in the inventory; remove it in JOC if unused.")
+        ui.info(
+            f"Note: the Job Resource {resource} stays behind in the inventory; "
+            "remove it in JOC if unused."
+        )
     ui.result(
         f"Apply complete: {the_plan.count(Action.CREATE)} added, "
         f"{the_plan.count(Action.UPDATE)} changed, {the_plan.count(Action.DELETE)} deleted.\n"
@@ -570,7 +576,6 @@ def list_(
         ui.result(render_live.render_json(entries, identity, now))
     else:
         ui.result(render_live.render_text(entries, identity, now))
-
 
 
 def main() -> None:

@@ -141,10 +141,14 @@ def _policy(checker: Checker, node: YNode, base: Policy, where: str) -> Policy:
             flag = checker.boolean(value, f"{where}.prune")
             if flag is not None:
                 policy = replace(policy, prune=flag)
-        elif name in ("protect", "scope"):
-            patterns = _patterns(checker, value, f"{where}.{name}")
+        elif name == "protect":
+            patterns = _patterns(checker, value, f"{where}.protect")
             if patterns is not None:
-                policy = replace(policy, **{name: patterns})
+                policy = replace(policy, protect=patterns)
+        elif name == "scope":
+            patterns = _patterns(checker, value, f"{where}.scope")
+            if patterns is not None:
+                policy = replace(policy, scope=patterns)
     return policy
 
 
@@ -213,14 +217,20 @@ def _target(checker: Checker, name: str, key: YNode, node: YNode, policy: Policy
                 checker.error(fields[opt][0], "unknown-field", f"{where}.{opt} is for joc targets")
     if ("clientCert" in fields) != ("clientKey" in fields):
         checker.error(key, "missing-field", f"{where} needs both clientCert and clientKey")
-    folder = _defaults(checker, fields["defaults"][1], f"{where}.defaults") if "defaults" in fields else None
+    folder = (
+        _defaults(checker, fields["defaults"][1], f"{where}.defaults")
+        if "defaults" in fields
+        else None
+    )
     manifests = (
         _manifest_list(checker, fields["manifests"][1], f"{where}.manifests")
         if "manifests" in fields
         else None
     )
     target_policy = (
-        _policy(checker, fields["policy"][1], policy, f"{where}.policy") if "policy" in fields else None
+        _policy(checker, fields["policy"][1], policy, f"{where}.policy")
+        if "policy" in fields
+        else None
     )
     if len(checker.problems) > before or backend is None:
         return None
@@ -280,18 +290,18 @@ def parse_config(data: bytes, path: str) -> tuple[Config, list[Problem]]:
     config = replace(config, targets=targets)
     if "defaultTarget" in fields:
         node = fields["defaultTarget"][1]
-        name = checker.string(node, "defaultTarget")
-        if name is not None:
+        chosen = checker.string(node, "defaultTarget")
+        if chosen is not None:
             declared = set(tfields_names(fields))
-            if name not in targets and name not in declared:
+            if chosen not in targets and chosen not in declared:
                 checker.error(
                     node,
                     "unknown-target",
-                    f"defaultTarget {name!r} is not defined under targets "
+                    f"defaultTarget {chosen!r} is not defined under targets "
                     f"(known: {', '.join(sorted(targets))})",
                 )
             else:
-                config = replace(config, default_target=name)
+                config = replace(config, default_target=chosen)
     return config, sorted(checker.problems, key=Problem.sort_key)
 
 

@@ -62,7 +62,10 @@ def compare(
         fields.append(FIELD_CERTIFICATE)
     if (have.private_key_path or None) != want.private_key_path:
         fields.append(FIELD_PRIVATE_KEY_PATH)
-    if have.job_resource_folder is not None and have.job_resource_folder != want.job_resource_folder:
+    if (
+        have.job_resource_folder is not None
+        and have.job_resource_folder != want.job_resource_folder
+    ):
         fields.append(FIELD_JOB_RESOURCE_FOLDER)
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
@@ -139,8 +142,9 @@ def diff(
     deletes = result.count(Action.DELETE)
     if deletes > policy.max_deletes and not allow_mass_delete:
         result.errors.append(
-            f"the plan deletes {deletes} aliases, more than policy.maxDeletes ({policy.max_deletes}); "
-            "check that the manifests are all there, and pass --allow-mass-delete if this is intended"
+            f"the plan deletes {deletes} aliases, more than policy.maxDeletes "
+            f"({policy.max_deletes}); check that the manifests are all there, and pass "
+            "--allow-mass-delete if this is intended"
         )
     return result
 

@@ -28,10 +28,61 @@ _METADATA = ("alias", "labels", "previousAliases")
 _SPEC = ("certificate", "certificateFile", "privateKeyPath", "jobResourceFolder", "agents")
 
 JAVA_RESERVED = frozenset(
-    """abstract assert boolean break byte case catch char class const continue default do double
-    else enum extends final finally float for goto if implements import instanceof int interface
-    long native new package private protected public return short static strictfp super switch
-    synchronized this throw throws transient try void volatile while true false null""".split()
+    [
+        "abstract",
+        "assert",
+        "boolean",
+        "break",
+        "byte",
+        "case",
+        "catch",
+        "char",
+        "class",
+        "const",
+        "continue",
+        "default",
+        "do",
+        "double",
+        "else",
+        "enum",
+        "extends",
+        "final",
+        "finally",
+        "float",
+        "for",
+        "goto",
+        "if",
+        "implements",
+        "import",
+        "instanceof",
+        "int",
+        "interface",
+        "long",
+        "native",
+        "new",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "return",
+        "short",
+        "static",
+        "strictfp",
+        "super",
+        "switch",
+        "synchronized",
+        "this",
+        "throw",
+        "throws",
+        "transient",
+        "try",
+        "void",
+        "volatile",
+        "while",
+        "true",
+        "false",
+        "null",
+    ]
 )
 _FORBIDDEN = set("!?~'\"}[]{@:;#/\\^$%&*()+=")
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
@@ -113,7 +164,14 @@ def find_manifest_files(
             path = source.resolve(normalize(posixpath.join(base, entry)))
         except PathEscape as exc:
             problems.append(
-                Problem(where, 1, 1, Severity.ERROR, "manifests-path", f"manifests entry {entry!r}: {exc.reason}")
+                Problem(
+                    where,
+                    1,
+                    1,
+                    Severity.ERROR,
+                    "manifests-path",
+                    f"manifests entry {entry!r}: {exc.reason}",
+                )
             )
             continue
         kind = source.kind(path)
@@ -168,7 +226,11 @@ def load_manifests(
         docs, parse_problems = parse_documents(contents[path], path)
         checker.problems.extend(parse_problems)
         if not parse_problems and not any(d is not None for d in docs):
-            checker.error(None, "empty-file", "the file is empty; a manifest needs apiVersion, kind, metadata and spec")
+            checker.error(
+                None,
+                "empty-file",
+                "the file is empty; a manifest needs apiVersion, kind, metadata and spec",
+            )
         for index, doc in enumerate(docs):
             if doc is None:
                 continue
@@ -227,7 +289,10 @@ def _check_document(
                     else:
                         checker.error(lvalue, "type", f"metadata.labels.{name} must be a string")
             if "previousAliases" in meta:
-                for pnode, pvalue in checker.string_list(meta["previousAliases"][1], "metadata.previousAliases") or []:
+                for pnode, pvalue in (
+                    checker.string_list(meta["previousAliases"][1], "metadata.previousAliases")
+                    or []
+                ):
                     why = alias_problem(pvalue)
                     if why:
                         checker.error(pnode, "alias-name", f"previousAliases: {why}")
@@ -295,7 +360,10 @@ def _check_document(
                     "spec has no privateKeyPath: the Agents cannot find their private key",
                 )
             if "jobResourceFolder" in spec:
-                folder = check_folder(checker, spec["jobResourceFolder"][1], "spec.jobResourceFolder") or folder
+                folder = (
+                    check_folder(checker, spec["jobResourceFolder"][1], "spec.jobResourceFolder")
+                    or folder
+                )
             if "agents" in spec:
                 seen: dict[str, YNode] = {}
                 for anode, agent in checker.string_list(spec["agents"][1], "spec.agents") or []:
@@ -339,7 +407,10 @@ def _cert_file(checker: Checker, source: Source, path: str, node: YNode) -> str 
         resolved = source.resolve(normalize(posixpath.join(posixpath.dirname(path), value)))
     except PathEscape as exc:
         if "absolute" in exc.reason:
-            message = f"certificateFile {value!r} is an absolute path; use a path relative to the manifest"
+            message = (
+                f"certificateFile {value!r} is an absolute path; "
+                "use a path relative to the manifest"
+            )
         else:
             message = f"certificateFile {value!r} is not allowed: {exc.reason}"
         checker.error(node, "certificate-file-escape", message)
@@ -385,7 +456,14 @@ def _finish(
             prefix = ""
         for finding in findings:
             result.problems.append(
-                Problem(item.path, line, column, finding.severity, finding.rule, prefix + finding.message)
+                Problem(
+                    item.path,
+                    line,
+                    column,
+                    finding.severity,
+                    finding.rule,
+                    prefix + finding.message,
+                )
             )
         if parsed is None:
             continue

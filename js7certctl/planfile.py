@@ -59,7 +59,9 @@ class Guards:
         )
 
     def policy(self) -> Policy:
-        return Policy(scope=self.scope, protect=self.protect, prune=self.prune, max_deletes=self.max_deletes)
+        return Policy(
+            scope=self.scope, protect=self.protect, prune=self.prune, max_deletes=self.max_deletes
+        )
 
 
 @dataclass(slots=True)

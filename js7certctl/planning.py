@@ -45,9 +45,7 @@ def make_plan(
     live = keystore.list_entries()
     outcome = diff(result.certs, live, policy, allow_mass_delete=allow_mass_delete)
     if outcome.errors:
-        raise PlanError(
-            "the plan cannot be applied:\n  - " + "\n  - ".join(outcome.errors)
-        )
+        raise PlanError("the plan cannot be applied:\n  - " + "\n  - ".join(outcome.errors))
     path = workspace.keystore_path(target) if target.backend == "local" else None
     plan = Plan(
         source=workspace.source.info,
@@ -57,7 +55,11 @@ def make_plan(
         changes=outcome.actionable,
         unchanged=len(outcome.changes) - len(outcome.actionable),
         live_fingerprint=live_fingerprint(live, policy),
-        warnings=[p for p in result.warnings if p.rule.startswith(("cert-", "rsa-", "key-", "public-key", "sha1"))],
+        warnings=[
+            p
+            for p in result.warnings
+            if p.rule.startswith(("cert-", "rsa-", "key-", "public-key", "sha1"))
+        ],
         created=now,
     )
     return Planned(plan=plan, warnings=result.warnings)

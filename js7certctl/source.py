@@ -59,7 +59,7 @@ class Source(Protocol):
     def root(self) -> Path: ...
 
     def kind(self, path: str) -> str:
-        """"file", "dir" or "missing" for a resolved path (no symlinks left in it)."""
+        """ "file", "dir" or "missing" for a resolved path (no symlinks left in it)."""
         ...
 
     def resolve(self, path: str) -> str:
@@ -343,7 +343,9 @@ def worktree_dirty(location: Location, base: str) -> bool:
     """Whether the working tree has uncommitted (or untracked) changes under ``base``."""
     if location.repo is None:
         return False
-    return bool(_git(location.root, "status", "--porcelain", "--", base or ".").strip())
+    # The embedded keystore's folder is never part of the source, even when not git-ignored.
+    spec = [base or ".", ":(exclude,glob)**/.js7certctl/**"]
+    return bool(_git(location.root, "status", "--porcelain", "--", *spec).strip())
 
 
 def resolve_revision(repo: Any, ref: str) -> str:

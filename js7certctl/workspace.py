@@ -58,7 +58,9 @@ class Workspace:
     def load_valid(self, target: Target, *, now: datetime | None = None) -> LoadResult:
         """Like :meth:`load`, but raise :class:`ValidationFailed` when anything is an error."""
         if any(p.is_error for p in self.config_problems):
-            raise ValidationFailed(self.config_problems, "the config has errors; nothing was changed.")
+            raise ValidationFailed(
+                self.config_problems, "the config has errors; nothing was changed."
+            )
         result = self.load(target, now=now)
         if not result.ok:
             raise ValidationFailed(result.problems)

@@ -75,7 +75,9 @@ def _scalar_value(tag: str, text: str) -> tuple[str, Any]:
     if short == "int":
         cleaned = text.replace("_", "")
         try:
-            return "int", int(cleaned, 0) if cleaned[:2].lower() in ("0x", "0o", "0b") else int(cleaned)
+            return "int", int(cleaned, 0) if cleaned[:2].lower() in ("0x", "0o", "0b") else int(
+                cleaned
+            )
         except ValueError:
             return "str", text
     if short == "float":
@@ -284,7 +286,7 @@ class Checker:
                 self.error(
                     node,
                     "type",
-                    f"{where} must be a string, not {node.type_name} (quote it: \"{node.value}\")",
+                    f'{where} must be a string, not {node.type_name} (quote it: "{node.value}")',
                 )
             else:
                 self.error(node, "type", f"{where} must be a string, not {node.type_name}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,13 @@ from tests.helpers import GIT_ENV, GitRepo
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CI variables, colours or JOC credentials leak in from the machine running the tests."""
     for name in list(os.environ):
         if name in ("CI", "NO_COLOR", "GITHUB_ACTIONS", "GITLAB_CI") or name.startswith("JS7_"):
             monkeypatch.delenv(name, raising=False)
     for name, value in GIT_ENV.items():
         monkeypatch.setenv(name, value)
-    yield
 
 
 @pytest.fixture

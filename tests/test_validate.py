@@ -83,7 +83,9 @@ def test_branch_and_tag_refs(repo: GitRepo, rsa_cert: str) -> None:
     repo.git("tag", "v1")
     repo.write("b.yaml", manifest("agent-b", certificate=rsa_cert))
     repo.commit()
-    at_tag = json.loads(run_cli("validate", "--repo", str(repo.path), "--ref", "v1", "-f", "json").stdout)
+    at_tag = json.loads(
+        run_cli("validate", "--repo", str(repo.path), "--ref", "v1", "-f", "json").stdout
+    )
     at_main = json.loads(
         run_cli("validate", "--repo", str(repo.path), "--ref", "main", "-f", "json").stdout
     )
@@ -91,9 +93,7 @@ def test_branch_and_tag_refs(repo: GitRepo, rsa_cert: str) -> None:
     assert [c["alias"] for c in at_main["certificates"]] == ["agent-a", "agent-b"]
 
 
-def test_every_problem_is_reported_in_one_run_with_positions(
-    repo: GitRepo, rsa_cert: str
-) -> None:
+def test_every_problem_is_reported_in_one_run_with_positions(repo: GitRepo, rsa_cert: str) -> None:
     repo.write(
         "bad.yaml",
         "apiVersion: js7certctl/v2\n"  # line 1
@@ -131,7 +131,8 @@ def test_every_problem_is_reported_in_one_run_with_positions(
         "/Encryption [folder-not-absolute]",
         f"bad.yaml:{10 + n}:30: error: Agent 'agent-1' is listed twice (first at line {10 + n}) "
         "[duplicate-agent]",
-        "dup.yaml:3:1: error: duplicate key 'kind' in the manifest (first at line 2) [duplicate-key]",
+        "dup.yaml:3:1: error: duplicate key 'kind' in the manifest (first at line 2) "
+        "[duplicate-key]",
         'dup.yaml:4:19: error: metadata.alias must be a string, not an integer (quote it: "42") '
         "[type]",
         "dup.yaml:5:1: error: spec is missing the field 'certificate' or 'certificateFile' "
@@ -257,7 +258,11 @@ def test_pem_problems(repo: GitRepo, rsa_cert: str, ec_cert: str) -> None:
     result = run_cli("validate", "--repo", str(repo.path), "-f", "json")
     assert result.exit_code == 1
     rules = {p["path"]: p["rule"] for p in json.loads(result.stdout)["problems"]}
-    assert rules == {"broken.yaml": "pem-invalid", "chain.yaml": "pem-bundle", "garbage.yaml": "pem-missing"}
+    assert rules == {
+        "broken.yaml": "pem-invalid",
+        "chain.yaml": "pem-bundle",
+        "garbage.yaml": "pem-missing",
+    }
 
 
 def test_health_findings(repo: GitRepo) -> None:
@@ -292,7 +297,9 @@ def test_health_findings(repo: GitRepo) -> None:
     )
     repo.write("weak.yaml", manifest("weak", certificate=certgen.make_cert(certgen.rsa_key(1024))))
     repo.write("ed.yaml", manifest("ed", certificate=certgen.make_cert(certgen.ed25519_key())))
-    repo.write("pub.yaml", manifest("pub", certificate=certgen.public_key_pem(certgen.ec_key("P-256"))))
+    repo.write(
+        "pub.yaml", manifest("pub", certificate=certgen.public_key_pem(certgen.ec_key("P-256")))
+    )
     repo.write("sha1.yaml", manifest("sha1", certificate=certgen.make_cert(rsa, hash="sha1")))
     result = run_cli("validate", "--repo", str(repo.path))
     assert result.exit_code == 1
@@ -304,20 +311,30 @@ def test_health_findings(repo: GitRepo) -> None:
         assert found[0].startswith(f"{path}:6:16: ")
         return found[0]
 
-    assert ": error: " in one("expired.yaml") and "expired" in one("expired.yaml")
-    assert ": warning: " in one("expiring.yaml") and "expires in 12 days" in one("expiring.yaml")
-    assert ": error: " in one("future.yaml") and "not valid before" in one("future.yaml")
-    assert ": error: " in one("weak.yaml") and "RSA 1024" in one("weak.yaml")
-    assert ": error: " in one("ed.yaml") and "Ed25519" in one("ed.yaml")
-    assert ": warning: " in one("pub.yaml") and "public key without a certificate" in one("pub.yaml")
-    assert ": warning: " in one("sha1.yaml") and "SHA-1" in one("sha1.yaml")
+    assert ": error: " in one("expired.yaml")
+    assert "expired" in one("expired.yaml")
+    assert ": warning: " in one("expiring.yaml")
+    assert "expires in 12 days" in one("expiring.yaml")
+    assert ": error: " in one("future.yaml")
+    assert "not valid before" in one("future.yaml")
+    assert ": error: " in one("weak.yaml")
+    assert "RSA 1024" in one("weak.yaml")
+    assert ": error: " in one("ed.yaml")
+    assert "Ed25519" in one("ed.yaml")
+    assert ": warning: " in one("pub.yaml")
+    assert "public key without a certificate" in one("pub.yaml")
+    assert ": warning: " in one("sha1.yaml")
+    assert "SHA-1" in one("sha1.yaml")
 
 
 def test_policy_from_the_config(repo: GitRepo) -> None:
     now = datetime.now(UTC)
     cert = certgen.make_cert(certgen.rsa_key(2048), not_after=now + timedelta(days=50, hours=1))
     repo.write("certs/a.yaml", manifest("team-a", certificate=cert))
-    repo.write("js7certctl.yaml", "manifests: [certs]\npolicy: {expiryWarningDays: 60, scope: ['other-*']}\n")
+    repo.write(
+        "js7certctl.yaml",
+        "manifests: [certs]\npolicy: {expiryWarningDays: 60, scope: ['other-*']}\n",
+    )
     result = run_cli("validate", "--repo", str(repo.path))
     assert result.exit_code == 1
     problems = _problems(result.stdout)
@@ -411,7 +428,10 @@ def test_empty_file_and_syntax_errors(repo: GitRepo) -> None:
     repo.write("latin1.yaml", "metadata:\n  alias: caf\xe9\n".encode("latin-1"))
     result = run_cli("validate", "--repo", str(repo.path), "-f", "json")
     assert result.exit_code == 1
-    found = {(p["path"], p["line"], p["column"], p["rule"]) for p in json.loads(result.stdout)["problems"]}
+    found = {
+        (p["path"], p["line"], p["column"], p["rule"])
+        for p in json.loads(result.stdout)["problems"]
+    }
     assert ("empty.yaml", 1, 1, "empty-file") in found
     assert ("latin1.yaml", 2, 13, "yaml-encoding") in found
     assert any(path == "tabs.yaml" and rule == "yaml-syntax" for path, _, _, rule in found)

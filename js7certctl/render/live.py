@@ -24,10 +24,7 @@ def render_text(entries: list[LiveEntry], identity: TargetIdentity, now: datetim
         )
         lines.append(f"      privateKeyPath:    {entry.private_key_path or '(none)'}")
         lines.append(f"      jobResourceFolder: {entry.job_resource_folder or '(unknown)'}")
-        if entry.agents is None:
-            agents = "(unknown)"
-        else:
-            agents = ", ".join(entry.agents) or "(none)"
+        agents = "(unknown)" if entry.agents is None else ", ".join(entry.agents) or "(none)"
         lines.append(f"      agents:            {agents}")
     return "\n".join(lines) + "\n"
 

@@ -188,13 +188,15 @@ def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -
         )
         rows = _field_lines(change, now)
         body = "\n".join(f"    {name + ':' if name else '':<19}{text}" for name, text in rows)
-        notes = "".join(f"\n\n:warning: {_md_escape(w.message)}" for w in warnings.get(change.alias, []))
+        notes = "".join(
+            f"\n\n:warning: {_md_escape(w.message)}" for w in warnings.get(change.alias, [])
+        )
         details.append(
             f"<details><summary>{_SYMBOL[change.action]} {_md_escape(change.alias)} "
             f"({change.action})</summary>\n\n```\n{body}\n```{notes}\n</details>"
         )
     footer = ["", f"<sub>js7certctl {plan.tool_version}</sub>"]
-    parts = [*head, *table, ""]
+    parts = [*head, *table, "", ""]
     out = "\n".join(parts)
     tail = "\n".join(footer) + "\n"
     note = (

@@ -71,7 +71,9 @@ def render_text(
     errors, warnings = len(result.errors), len(result.warnings)
     lines.append("")
     if errors:
-        lines.append(style(f"Invalid: {plural(errors, 'error')}, {plural(warnings, 'warning')}.", "red"))
+        lines.append(
+            style(f"Invalid: {plural(errors, 'error')}, {plural(warnings, 'warning')}.", "red")
+        )
     else:
         lines.append(f"Valid: {plural(warnings, 'warning')}.")
     return "\n".join(lines) + "\n"
