@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
-from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, x448, x25519
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.ec import (
     EllipticCurvePrivateKey,
@@ -271,13 +271,13 @@ def _key_type_name(key: object) -> str:
         (x448.X448PrivateKey, "X448"),
         (dsa.DSAPublicKey, "DSA"),
         (dsa.DSAPrivateKey, "DSA"),
-        (dh.DHPublicKey, "DH"),
-        (dh.DHPrivateKey, "DH"),
     )
     for cls, name in names:
         if isinstance(key, cls):
             return name
-    return type(key).__name__
+    # DHPublicKey -> DH, and so on for types without an entry above
+    name = type(key).__name__
+    return name.removesuffix("PublicKey").removesuffix("PrivateKey") or name
 
 
 def _check_curve(curve: ec.EllipticCurve) -> None:
@@ -582,8 +582,9 @@ def load_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
         )
     label, block = keys[0]
     if label.encode() not in _PRIVATE_LABELS:
+        kind = label.removesuffix(" PRIVATE KEY")
         raise BadKeyError(
-            f"this private key's format ({label}) is not supported; "
+            f"this private key is in the {kind} format, which is not supported; "
             "JS7 reads PKCS#8, PKCS#1 and SEC1 PEM keys.",
             hint="Convert it, e.g. with `ssh-keygen -p -m PKCS8` or `openssl pkcs8 -topk8`.",
         )
