@@ -1156,3 +1156,56 @@ def test_errors_are_crypto_errors() -> None:
         WrongKeyPasswordError,
     ):
         assert issubclass(error, CryptoError)
+
+
+KEY_FILES = [
+    "rsa2048.crt",
+    "ecp256.crt",
+    "rsa2048.pub.pem",
+    "ecp256.pub.pem",
+    "rsa2048.key",
+    "rsa2048.pkcs1.key",
+    "rsa2048.enc.pkcs8.key",
+    "ecp256.key",
+    "ecp256.sec1.key",
+]
+
+
+@st.composite
+def _mutated_key_files(draw: st.DrawFn) -> bytes:
+    data = bytearray(_vector_bytes(draw(st.sampled_from(KEY_FILES))))
+    if draw(st.booleans()):  # the DER form, as a DER file would be
+        blocks = envelope._pem_blocks(bytes(data))
+        data = bytearray(envelope._pem_body(blocks[0][1]))
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        position = draw(st.integers(min_value=0, max_value=max(len(data) - 1, 0)))
+        match draw(st.sampled_from(["flip", "delete", "cut"])):
+            case "flip":
+                data[position] ^= draw(st.integers(min_value=1, max_value=255))
+            case "delete":
+                del data[position]
+            case _:
+                del data[position:]
+        if not data:
+            break
+    return bytes(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.one_of(st.binary(max_size=600), _mutated_key_files()),
+    password=st.sampled_from([None, RSA_PASSWORD]),
+)
+def test_arbitrary_key_files_only_ever_raise_crypto_errors(
+    data: bytes, password: bytes | None
+) -> None:
+    for load in (load_public_key, lambda d: load_private_key(d, password)):
+        try:
+            load(data)
+        except CryptoError as error:
+            outcome: BaseException | None = error
+        else:
+            outcome = None
+        if outcome is not None:
+            assert type(outcome) is not CryptoError
+            assert_clean(outcome)
