@@ -165,7 +165,7 @@ class Ui:
             typer.echo(self.style(problem.format(), colour), err=True)
 
 
-def _ui(quiet: bool, no_color: bool, debug: bool, *, stream: Any = None) -> Ui:
+def make_ui(quiet: bool, no_color: bool, debug: bool, *, stream: Any = None) -> Ui:
     _STATE["debug"] = debug
     out = stream or sys.stdout
     color = not no_color and "NO_COLOR" not in os.environ and out.isatty()
@@ -209,7 +209,7 @@ def validate(
     from js7certctl.render import validation
     from js7certctl.workspace import open_workspace
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     workspace = open_workspace(repo=repo, config_file=config, ref=ref)
     chosen = workspace.config.target(target)
     now = _now()
@@ -270,7 +270,7 @@ def init(
     """
     from js7certctl import keygen
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     base = (repo or Path.cwd()).resolve()
     if not base.is_dir():
         raise typer.BadParameter(f"{base} is not a folder", param_hint="--repo")
@@ -377,7 +377,7 @@ def plan(
     from js7certctl.render import plan as render_plan
     from js7certctl.workspace import open_workspace
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     workspace = open_workspace(repo=repo, config_file=config, ref=ref)
     chosen = workspace.config.target(target)
     now = _now()
@@ -441,7 +441,7 @@ def apply(
     from js7certctl.render import plan as render_plan
     from js7certctl.workspace import open_workspace
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     now = _now()
     options = _backend_options(lock_timeout)
     if planfile is not None:
@@ -537,7 +537,7 @@ def show(
     from js7certctl.planfile import read_plan
     from js7certctl.render import plan as render_plan
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     the_plan = read_plan(planfile)
     ui.result(render_plan.render(the_plan, fmt.value, _now(), ui.style))
 
@@ -562,7 +562,7 @@ def list_(
     from js7certctl.render import live as render_live
     from js7certctl.workspace import open_workspace
 
-    ui = _ui(quiet, no_color, debug)
+    ui = make_ui(quiet, no_color, debug)
     workspace = open_workspace(repo=repo, config_file=config)
     chosen = workspace.config.target(target)
     keystore = open_target(workspace, chosen, _backend_options())
@@ -581,3 +581,6 @@ def list_(
 def main() -> None:
     """The console script."""
     app()
+
+
+# Command groups defined in their own modules register themselves on `app` when imported.
