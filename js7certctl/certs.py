@@ -445,7 +445,10 @@ def _serial_hex(serial: int) -> str:
 
 def _certificate_facts(der: bytes) -> CertFacts:
     """Facts of a DER certificate; raises ValueError when it is not one."""
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:  # not a ValueError: found by the fuzz test
+        raise ValueError("not an X.509 certificate") from exc
     try:
         info = _key_info(cert.public_key())
     except UnsupportedAlgorithm:
@@ -717,7 +720,7 @@ def _der_finding(data: bytes | str, what: str, source: str) -> Finding | None:
         out = "cert.pem"
     try:
         x509.load_der_x509_certificate(raw)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         pass
     else:
         return _error(

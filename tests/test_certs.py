@@ -844,3 +844,17 @@ def test_trailing_bytes_after_the_der_are_invalid() -> None:
     text = "-----BEGIN CERTIFICATE-----\n" + b64 + "\n-----END CERTIFICATE-----\n"
     assert "does not hold an X.509 certificate" in parse_error(text, "pem-invalid").message
     assert live_facts(text) is None
+
+
+def test_a_certificate_with_an_invalid_version_is_pem_invalid() -> None:
+    """Regression: cryptography raises InvalidVersion (not a ValueError) for version 52."""
+    der = certgen.der_cert()
+    marker = b"\xa0\x03\x02\x01\x02"
+    assert marker in der
+    damaged = der.replace(marker, b"\xa0\x03\x02\x01\x34", 1)
+    body = base64.b64encode(damaged).decode()
+    pem = "-----BEGIN CERTIFICATE-----\n" + body + "\n-----END CERTIFICATE-----\n"
+    parsed, findings = parse_certificate_text(pem)
+    assert parsed is None
+    assert [f.rule for f in findings] == ["pem-invalid"]
+    assert live_facts(pem) is None
