@@ -333,10 +333,36 @@ LockTimeoutOpt = Annotated[
 ]
 
 
-def _backend_options(lock_timeout: float = 30.0) -> Any:
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        help="JOC targets: do not verify JOC's TLS certificate (prints a warning; never a default).",
+    ),
+]
+DeployTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--deploy-timeout",
+        help="JOC targets: seconds to wait after apply for JOC to deploy the Job Resources.",
+        min=0,
+    ),
+]
+
+
+def _backend_options(
+    ui: Ui, lock_timeout: float = 30.0, insecure: bool = False, deploy_timeout: float = 30.0
+) -> Any:
     from js7certctl.keystore.factory import BackendOptions
 
-    return BackendOptions(lock_timeout=lock_timeout)
+    if insecure:
+        ui.warn(
+            "TLS certificate verification is turned off (--insecure): anybody on the network "
+            "path to JOC can read and change what is sent."
+        )
+    return BackendOptions(
+        lock_timeout=lock_timeout, insecure=insecure, deploy_timeout=deploy_timeout
+    )
 
 
 @app.command(
@@ -363,6 +389,7 @@ def plan(
         ),
     ] = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
+    insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
     debug: DebugOpt = False,
@@ -381,7 +408,7 @@ def plan(
     workspace = open_workspace(repo=repo, config_file=config, ref=ref)
     chosen = workspace.config.target(target)
     now = _now()
-    keystore = open_target(workspace, chosen, _backend_options())
+    keystore = open_target(workspace, chosen, _backend_options(ui, insecure=insecure))
     try:
         planned = make_plan(
             workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
@@ -424,6 +451,8 @@ def apply(
         str | None, typer.Option("--ticket-link", help="Audit-log ticket link (e.g. the PR URL).")
     ] = None,
     lock_timeout: LockTimeoutOpt = 30.0,
+    insecure: InsecureOpt = False,
+    deploy_timeout: DeployTimeoutOpt = 30.0,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
     debug: DebugOpt = False,
@@ -443,7 +472,7 @@ def apply(
 
     ui = make_ui(quiet, no_color, debug)
     now = _now()
-    options = _backend_options(lock_timeout)
+    options = _backend_options(ui, lock_timeout, insecure, deploy_timeout)
     if planfile is not None:
         if ref is not None:
             raise click_exceptions.UsageError("--ref cannot be used with a plan file")
@@ -501,9 +530,12 @@ def apply(
         if the_plan.empty:
             return
         revision = the_plan.source.short_revision
+        # `--comment ""` means no comment (JOC may then refuse); no option means the default.
         audit = AuditLog(
-            comment=comment if comment is not None else f"js7certctl apply {revision or 'local'}",
-            ticket_link=ticket_link,
+            comment=(comment or None)
+            if comment is not None
+            else f"js7certctl apply {revision or 'local'}",
+            ticket_link=ticket_link or None,
         )
 
         def progress(step: Any, index: int, total: int) -> None:
@@ -550,6 +582,7 @@ def list_(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", "-f", help="Table or JSON.")
     ] = ReportFormat.text,
+    insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
     debug: DebugOpt = False,
@@ -565,7 +598,7 @@ def list_(
     ui = make_ui(quiet, no_color, debug)
     workspace = open_workspace(repo=repo, config_file=config)
     chosen = workspace.config.target(target)
-    keystore = open_target(workspace, chosen, _backend_options())
+    keystore = open_target(workspace, chosen, _backend_options(ui, insecure=insecure))
     try:
         entries = keystore.list_entries()
         identity = keystore.identity
