@@ -138,6 +138,13 @@ class ReportFormat(StrEnum):
     json = "json"
 
 
+class ValidateFormat(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+    codeclimate = "codeclimate"
+
+
 @dataclass(slots=True)
 class Ui:
     """Where output goes: results to stdout, everything else to stderr."""
@@ -180,6 +187,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def ci_context() -> Any:
+    from js7certctl import ci
+
+    return ci.detect(os.environ)
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
@@ -196,15 +209,22 @@ def validate(
     target: TargetOpt = None,
     ref: RefOpt = None,
     fmt: Annotated[
-        ReportFormat, typer.Option("--format", "-f", help="Report format.")
-    ] = ReportFormat.text,
+        ValidateFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Report format: text, json, github (workflow annotations) or codeclimate "
+            "(GitLab code-quality report).",
+        ),
+    ] = ValidateFormat.text,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check every manifest and the config offline, with certificate health.
 
-    Exit 0 when valid (warnings allowed), 1 when anything is an error.
+    Exit 0 when valid (warnings allowed), 1 when anything is an error. Under GitHub Actions the
+    text report is followed by one annotation per problem.
     """
     from js7certctl.render import validation
     from js7certctl.workspace import open_workspace
@@ -216,10 +236,16 @@ def validate(
     if any(p.is_error for p in workspace.config_problems):
         raise ValidationFailed(workspace.config_problems, "the config has errors.")
     result = workspace.load(chosen, now=now)
-    if fmt is ReportFormat.json:
+    if fmt is ValidateFormat.json:
         ui.result(validation.render_json(result, workspace.source.info, chosen.name, now))
+    elif fmt is ValidateFormat.github:
+        ui.result(validation.render_github(result))
+    elif fmt is ValidateFormat.codeclimate:
+        ui.result(validation.render_codeclimate(result))
     else:
         ui.result(validation.render_text(result, workspace.source.info, chosen.name, now, ui.style))
+        if ci_context().system == "github" and result.problems:
+            ui.result(validation.render_github(result))
     if not result.ok:
         _exit(EXIT_ERROR)
 
@@ -337,7 +363,7 @@ InsecureOpt = Annotated[
     bool,
     typer.Option(
         "--insecure",
-        help="JOC targets: do not verify JOC's TLS certificate (prints a warning; never a default).",
+        help="JOC targets: do not verify JOC's TLS certificate (prints a warning).",
     ),
 ]
 DeployTimeoutOpt = Annotated[

@@ -108,3 +108,40 @@ def render_json(result: LoadResult, info: SourceInfo, target: str, now: datetime
         },
     }
     return dumps(data)
+
+
+def render_github(result: LoadResult) -> str:
+    """GitHub Actions workflow commands: one annotation per problem, then the summary."""
+    from js7certctl.ci import github_annotation
+
+    lines = [
+        github_annotation(
+            str(p.severity), p.path, p.line, p.column, f"js7certctl {p.rule}", p.message
+        )
+        for p in result.problems
+    ]
+    errors, warnings = len(result.errors), len(result.warnings)
+    verdict = "Invalid" if errors else "Valid"
+    lines.append(f"{verdict}: {plural(errors, 'error')}, {plural(warnings, 'warning')}.")
+    return "\n".join(lines) + "\n"
+
+
+def render_codeclimate(result: LoadResult) -> str:
+    """GitLab's code-quality report (the Code Climate issue format), a JSON list."""
+    import hashlib
+
+    issues = []
+    for p in result.problems:
+        digest = hashlib.sha256(f"{p.path}:{p.line}:{p.rule}:{p.message}".encode()).hexdigest()
+        issues.append(
+            {
+                "type": "issue",
+                "check_name": f"js7certctl/{p.rule}",
+                "description": p.message,
+                "categories": ["Bug Risk" if p.is_error else "Style"],
+                "severity": "major" if p.is_error else "minor",
+                "fingerprint": digest,
+                "location": {"path": p.path, "lines": {"begin": p.line}},
+            }
+        )
+    return dumps(issues)
