@@ -105,13 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped.set()
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (``cmd &``)
     emulator.start()
     print(f"JOC emulator listening on {emulator.base_url}", flush=True)
     try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        stopped.wait()
     finally:
         emulator.stop()
     return 0

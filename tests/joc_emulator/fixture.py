@@ -1,8 +1,10 @@
 """The pytest fixture ``joc_emulator`` and the subprocess helper ``joc_emulator_process``.
 
-There is no ``tests/conftest.py``: a test module imports the fixture explicitly::
+There is no ``tests/conftest.py``: a test module imports the fixture explicitly. The function
+is ``joc_emulator_fixture`` and its pytest name is ``joc_emulator``, so that the parameters of
+the tests do not shadow an imported name (ruff F811)::
 
-    from tests.joc_emulator.fixture import joc_emulator  # noqa: F401
+    from tests.joc_emulator.fixture import joc_emulator_fixture  # noqa: F401
 
     def test_something(joc_emulator: JocEmulator) -> None:
         joc_emulator.config.force_comments = True
@@ -49,14 +51,19 @@ from tests.joc_emulator.server import JocEmulator
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def joc_emulator() -> Iterator[JocEmulator]:
+@pytest.fixture(name="joc_emulator")
+def joc_emulator_fixture() -> Iterator[JocEmulator]:
     """A running emulator for one test (in-process, random free port)."""
     emulator = JocEmulator().start()
     try:
         yield emulator
     finally:
         emulator.stop()
+
+
+#: The same fixture under its pytest name. Importing this name works too, but ruff then reports
+#: F811 at every test parameter called ``joc_emulator``; import ``joc_emulator_fixture`` instead.
+joc_emulator = joc_emulator_fixture
 
 
 class EmulatorProcess:

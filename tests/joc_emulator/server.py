@@ -636,7 +636,9 @@ class JocApi:
         audit = AuditParams(
             comment=_audit_text(comment, "$.auditLog.comment") if comment is not None else None,
             time_spent=spent,
-            ticket_link=_audit_text(ticket, "$.auditLog.ticketLink") if ticket else None,
+            ticket_link=_audit_text(ticket, "$.auditLog.ticketLink")
+            if ticket is not None
+            else None,
         )
         return {
             "certAlias": alias,
@@ -1011,6 +1013,9 @@ class _Handler(BaseHTTPRequestHandler):
         fault = emulator.take_fault(path)
         if fault is not None and not fault.after:
             emulator.sleep(fault.delay)
+            if emulator.stopping:  # stopped during the delay: do not process any more
+                self._drop()
+                return
             if fault.kind is FaultKind.DROP:
                 emulator.record(self.command, path, None, None, self.connection_number, "drop")
                 self._drop()
@@ -1176,7 +1181,7 @@ class JocEmulator:
         self._port = int(server.server_address[1])
         thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"joc-emulator-{self._port}",
             daemon=True,
         )
@@ -1334,6 +1339,10 @@ class JocEmulator:
                         self._faults.remove(fault)
             return chosen
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def sleep(self, seconds: float) -> None:
         """Wait, but no longer than until :meth:`stop`."""
         if seconds > 0:
@@ -1380,6 +1389,11 @@ class JocEmulator:
             for token in tokens:
                 del self.state.sessions[token]
             return len(tokens)
+
+    def expire_session(self, token: str) -> bool:
+        """End one session now; False if it did not exist."""
+        with self.state.lock:
+            return self.state.sessions.pop(token, None) is not None
 
     # -- deployments -------------------------------------------------------------------------
 
