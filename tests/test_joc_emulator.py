@@ -10,7 +10,7 @@ import ipaddress
 import json
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +125,25 @@ class Api:
 
 
 @pytest.fixture
-def api(joc_emulator: JocEmulator) -> Iterator[Api]:
-    client = Api(joc_emulator.api_url)
+def connect() -> Iterator[Callable[..., Api]]:
+    """Make clients that are all closed after the test."""
+    clients: list[Api] = []
+
+    def make(url: str, **kwargs: Any) -> Api:
+        client = Api(url, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def api(joc_emulator: JocEmulator, connect: Callable[..., Api]) -> Api:
+    client = connect(joc_emulator.api_url)
     assert client.login().status_code == 200
-    yield client
-    client.close()
+    return client
 
 
 def error_of(reply: httpx.Response) -> tuple[int, str, str]:
@@ -150,9 +164,9 @@ def test_version_needs_no_login(joc_emulator: JocEmulator) -> None:
 
 
 def test_login_returns_token_in_body_and_header_and_logout_ends_session(
-    joc_emulator: JocEmulator,
+    joc_emulator: JocEmulator, connect: Callable[..., Api]
 ) -> None:
-    client = Api(joc_emulator.api_url)
+    client = connect(joc_emulator.api_url)
     reply = client.login()
     assert reply.status_code == 200
     assert reply.json()["accessToken"] == reply.headers["X-Access-Token"]
@@ -262,12 +276,11 @@ def test_unknown_paths_methods_and_old_versions(joc_emulator: JocEmulator, api: 
 
 
 @pytest.fixture
-def viewer(joc_emulator: JocEmulator) -> Iterator[Api]:
+def viewer(joc_emulator: JocEmulator, connect: Callable[..., Api]) -> Api:
     joc_emulator.config.accounts["viewer"] = Account("pw", VIEW_PERMISSIONS)
-    client = Api(joc_emulator.api_url)
+    client = connect(joc_emulator.api_url)
     assert client.login("viewer", "pw").status_code == 200
-    yield client
-    client.close()
+    return client
 
 
 def test_view_permission_lists_but_cannot_write(viewer: Api) -> None:
@@ -304,9 +317,9 @@ def test_assignment_changes_need_manage_only_from_2_8(
     assert joc_emulator.state.assignments == {"a": {"agent"}}
 
 
-def test_no_permission_at_all(joc_emulator: JocEmulator) -> None:
+def test_no_permission_at_all(joc_emulator: JocEmulator, connect: Callable[..., Api]) -> None:
     joc_emulator.config.accounts["nobody"] = Account("pw", [])
-    client = Api(joc_emulator.api_url)
+    client = connect(joc_emulator.api_url)
     assert client.login("nobody", "pw").status_code == 200
     assert client.post("encipherment/certificate").status_code == 403
     assert client.deployable("x").status_code == 403
@@ -316,7 +329,6 @@ def test_no_permission_at_all(joc_emulator: JocEmulator) -> None:
     )
     assert client.post("encipherment/certificate").status_code == 200
     assert client.store("a").status_code == 200
-    client.close()
 
 
 def test_a_bad_session_beats_a_bad_body(joc_emulator: JocEmulator) -> None:
@@ -880,14 +892,15 @@ def test_status_after_processing(joc_emulator: JocEmulator, api: Api) -> None:
     assert joc_emulator.calls[-1].account == "root"
 
 
-def test_delay_fault_makes_the_client_time_out(joc_emulator: JocEmulator) -> None:
-    client = Api(joc_emulator.api_url, timeout=0.3)
+def test_delay_fault_makes_the_client_time_out(
+    joc_emulator: JocEmulator, connect: Callable[..., Api]
+) -> None:
+    client = connect(joc_emulator.api_url, timeout=0.3)
     assert client.login().status_code == 200
     joc_emulator.add_fault("encipherment/certificate", delay=30)
     with pytest.raises(httpx.ReadTimeout):
         client.post("encipherment/certificate")
     assert client.post("encipherment/certificate").status_code == 200
-    client.close()
 
 
 def test_add_fault_rejects_nonsense(joc_emulator: JocEmulator) -> None:
@@ -902,15 +915,16 @@ def test_add_fault_rejects_nonsense(joc_emulator: JocEmulator) -> None:
 # -- transport ------------------------------------------------------------------------------------
 
 
-def test_keep_alive_reuses_one_connection(joc_emulator: JocEmulator, api: Api) -> None:
+def test_keep_alive_reuses_one_connection(
+    joc_emulator: JocEmulator, api: Api, connect: Callable[..., Api]
+) -> None:
     for _ in range(3):
         assert api.post("encipherment/certificate").status_code == 200
     connections = {c.connection for c in joc_emulator.calls}
     assert len(connections) == 1  # login and three calls
-    other = Api(joc_emulator.api_url)
+    other = connect(joc_emulator.api_url)
     assert other.login().status_code == 200
     assert joc_emulator.calls[-1].connection not in connections
-    other.close()
 
 
 def _name(cn: str) -> x509.Name:
@@ -970,7 +984,7 @@ def _write(
     return cert_path, key_path
 
 
-def test_tls_and_client_certificate_login(tmp_path: Path) -> None:
+def test_tls_and_client_certificate_login(tmp_path: Path, connect: Callable[..., Api]) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue("Test CA", ca_key, "Test CA", ca_key, ca=True)
     ca_path, _ = _write(tmp_path / "ca", ca, ca_key)
@@ -989,7 +1003,7 @@ def test_tls_and_client_certificate_login(tmp_path: Path) -> None:
             context = ssl.create_default_context(cafile=str(ca_path))
             if cert is not None:
                 context.load_cert_chain(*files[cert])
-            return Api(joc.api_url, verify=context)
+            return connect(joc.api_url, verify=context)
 
         # Basic login over verified TLS, no client certificate.
         plain = client(None)
@@ -1006,18 +1020,18 @@ def test_tls_and_client_certificate_login(tmp_path: Path) -> None:
         # Without the CA, the client refuses the server.
         with pytest.raises(httpx.ConnectError):
             httpx.get(joc.api_url + "/version")
-        for c in (plain, mutual):
-            c.close()
 
 
 # -- persistence and the command line -------------------------------------------------------------
 
 
-def test_state_survives_a_killed_emulator_process(tmp_path: Path) -> None:
+def test_state_survives_a_killed_emulator_process(
+    tmp_path: Path, connect: Callable[..., Api]
+) -> None:
     state_file = tmp_path / "joc.json"
     args = ("--user", "alice:secret", "--security-level", "HIGH")
     with joc_emulator_process(state_file, *args) as joc:
-        client = Api(joc.api_url)
+        client = connect(joc.api_url)
         assert client.login("root", "root").status_code == 401  # --user replaces root
         assert client.login("alice", "secret").status_code == 200
         assert client.post("joc/properties").json()["securityLevel"] == "HIGH"
@@ -1035,11 +1049,10 @@ def test_state_survives_a_killed_emulator_process(tmp_path: Path) -> None:
 
         port, pid = joc.port, joc.pid
         joc.kill()
-        client.http.close()
         joc.start()
         assert (joc.port, joc.pid != pid) == (port, True)
 
-        client = Api(joc.api_url)
+        client = connect(joc.api_url)
         client.token = "stale"
         assert client.post("encipherment/certificate").status_code == 440  # sessions are gone
         assert client.login("alice", "secret").status_code == 200
@@ -1049,22 +1062,20 @@ def test_state_survives_a_killed_emulator_process(tmp_path: Path) -> None:
         mappings = client.post("encipherment/assignment", {"agentIds": []}).json()["mappings"]
         assert mappings == [{"certAlias": "a", "agentId": ["ag"]}]
         assert client.deployable("a").json()["deployable"]["folder"] == "/Encryption"
-        client.close()
     assert not joc.running
 
 
-def test_seeded_state_and_snapshot(tmp_path: Path) -> None:
+def test_seeded_state_and_snapshot(tmp_path: Path, connect: Callable[..., Api]) -> None:
     state_file = tmp_path / "seed.json"
     with JocEmulator(EmulatorConfig(version="2.9.0"), state_file=state_file) as joc:
         joc.state.put_certificate("old", CERT, "/k", "/Legacy")
         joc.state.assign("old", "agent-1")
-        client = Api(joc.api_url)
+        client = connect(joc.api_url)
         assert client.login().status_code == 200
         assert client.certificates() == [
             {"certAlias": "old", "certificate": CERT, "privateKeyPath": "/k"}
         ]
         assert client.deployable("old").json()["deployable"]["deployed"] is True
-        client.close()
         snapshot = joc.state.snapshot()
         assert snapshot["assignments"] == {"old": ["agent-1"]}
         assert snapshot["sessions"] == ["root"]

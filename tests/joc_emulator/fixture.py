@@ -117,9 +117,10 @@ class EmulatorProcess:
 
         def pump() -> None:
             assert process.stdout is not None
-            for line in process.stdout:
-                self.output.append(line)
-                lines.put(line)
+            with process.stdout:  # closed at EOF, i.e. when the child has ended
+                for line in process.stdout:
+                    self.output.append(line)
+                    lines.put(line)
             lines.put(None)
 
         threading.Thread(target=pump, name="joc-emulator-stdout", daemon=True).start()

@@ -986,6 +986,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.unregister(self.connection_number)
+            # The server closes the socket it accepted, which wrap_socket detached: close ours.
+            if isinstance(self.connection, ssl.SSLSocket):
+                with contextlib.suppress(OSError):
+                    self.connection.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s " + format, self.address_string(), *args)
