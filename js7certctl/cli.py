@@ -387,7 +387,10 @@ def _backend_options(
             "path to JOC can read and change what is sent."
         )
     return BackendOptions(
-        lock_timeout=lock_timeout, insecure=insecure, deploy_timeout=deploy_timeout
+        lock_timeout=lock_timeout,
+        insecure=insecure,
+        deploy_timeout=deploy_timeout,
+        notify=ui.warn,
     )
 
 

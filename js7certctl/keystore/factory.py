@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ class BackendOptions:
     lock_timeout: float = 30.0
     insecure: bool = False
     deploy_timeout: float = 30.0
+    # Where a backend reports what the user should know but is no error (e.g. a Job Resource
+    # not deployed in time); the CLI passes its warning printer.
+    notify: Callable[[str], None] | None = None
 
 
 def connection_of(target: Target, keystore_path: Path | None, base: Path) -> dict[str, str]:
