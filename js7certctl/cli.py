@@ -128,6 +128,10 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only result
 NoColorOpt = Annotated[
     bool, typer.Option("--no-color", help="No colours (also when NO_COLOR is set).")
 ]
+NoInputOpt = Annotated[
+    bool,
+    typer.Option("--no-input", help="Never prompt (implied when the CI variable is set)."),
+]
 DebugOpt = Annotated[
     bool, typer.Option("--debug", help="Print tracebacks of internal errors (never secrets).")
 ]
@@ -403,6 +407,18 @@ def plan(
     config: ConfigOpt = None,
     target: TargetOpt = None,
     ref: RefOpt = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Also show what the manifests changed between this revision (the pull "
+            "request's base) and --ref.",
+        ),
+    ] = None,
+    all_targets: Annotated[
+        bool,
+        typer.Option("--all-targets", help="One plan per target of the config, in one report."),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Save the plan to FILE (for `apply FILE`), mode 0600."),
@@ -427,29 +443,54 @@ def plan(
 
     Reads the manifests from the working tree, or at --ref; never writes to the keystore.
     Exit 0 on success (with --detailed-exitcode: 0 no changes, 2 changes), 1 on any error.
+    With --format markdown an error is rendered as a comment too (for the pull request).
     """
     from js7certctl.planfile import write_plan
-    from js7certctl.planning import make_plan, open_target
+    from js7certctl.planning import plan_targets
     from js7certctl.render import plan as render_plan
     from js7certctl.workspace import open_workspace
 
     ui = make_ui(quiet, no_color, debug)
-    workspace = open_workspace(repo=repo, config_file=config, ref=ref)
-    chosen = workspace.config.target(target)
+    if all_targets and (target is not None or out is not None):
+        raise click_exceptions.UsageError("--all-targets cannot be used with --target or --out")
     now = _now()
-    keystore = open_target(workspace, chosen, _backend_options(ui, insecure=insecure))
     try:
-        planned = make_plan(
-            workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
+        workspace = open_workspace(repo=repo, config_file=config, ref=ref)
+        base_workspace = (
+            open_workspace(repo=repo, config_file=config, ref=base) if base is not None else None
         )
-    finally:
-        keystore.close()
-    ui.problems([p for p in planned.warnings if p not in planned.plan.warnings])
-    ui.result(render_plan.render(planned.plan, fmt.value, now, ui.style))
+        chosen = (
+            list(workspace.config.targets.values())
+            if all_targets
+            else [workspace.config.target(target)]
+        )
+        outcome = plan_targets(
+            workspace,
+            chosen,
+            _backend_options(ui, insecure=insecure),
+            allow_mass_delete=allow_mass_delete,
+            now=now,
+            base=base_workspace,
+            keep_going=all_targets,
+        )
+    except Js7CertCtlError as exc:
+        if fmt is PlanFormat.markdown:
+            ui.result(render_plan.render_markdown_error(target or "(default)", exc))
+        raise
+    for planned in outcome.plans:
+        ui.problems([p for p in planned.warnings if p not in planned.plan.warnings])
+    plans = [p.plan for p in outcome.plans]
+    if all_targets:
+        ui.result(render_plan.render_many(plans, outcome.failures, fmt.value, now, ui.style))
+    else:
+        ui.result(render_plan.render(plans[0], fmt.value, now, ui.style))
     if out is not None:
-        write_plan(planned.plan, out)
+        write_plan(plans[0], out)
         ui.info(f"Saved the plan to {out}; apply exactly it with `js7certctl apply {out}`.")
-    if detailed_exitcode and not planned.plan.empty:
+    if outcome.failures:
+        names = ", ".join(name for name, _ in outcome.failures)
+        raise Js7CertCtlError(f"the plan failed for target(s) {names} (see above)")
+    if detailed_exitcode and any(not p.empty for p in plans):
         _exit(2)
 
 
@@ -471,13 +512,22 @@ def apply(
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Apply without asking (for CI).")
     ] = False,
+    no_input: NoInputOpt = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
     comment: Annotated[
         str | None,
-        typer.Option("--comment", help="Audit-log comment (default: js7certctl apply <revision>)."),
+        typer.Option(
+            "--comment",
+            help="Audit-log comment (default: js7certctl apply <revision>, plus the CI pipeline "
+            "URL when run in CI).",
+        ),
     ] = None,
     ticket_link: Annotated[
-        str | None, typer.Option("--ticket-link", help="Audit-log ticket link (e.g. the PR URL).")
+        str | None,
+        typer.Option(
+            "--ticket-link",
+            help="Audit-log ticket link (default in CI: the pull/merge request or pipeline URL).",
+        ),
     ] = None,
     lock_timeout: LockTimeoutOpt = 30.0,
     insecure: InsecureOpt = False,
@@ -541,10 +591,11 @@ def apply(
         ui.problems([p for p in planned.warnings if p not in the_plan.warnings])
         ui.result(render_plan.render(the_plan, "text", now, ui.style))
         if not the_plan.empty and not auto_approve:
-            if not _stdin_is_terminal() or os.environ.get("CI"):
+            if no_input or ci_context().active or not _stdin_is_terminal():
                 keystore.close()
                 raise Js7CertCtlError(
-                    "there is no terminal to confirm the apply, so nothing was changed",
+                    "there is no terminal to confirm the apply (or input is off: --no-input, "
+                    "CI), so nothing was changed",
                     hint="Pass --auto-approve, or save the plan with `plan --out FILE` and run "
                     "`apply FILE`.",
                 )
@@ -558,13 +609,15 @@ def apply(
     try:
         if the_plan.empty:
             return
-        revision = the_plan.source.short_revision
+        context = ci_context()
         # `--comment ""` means no comment (JOC may then refuse); no option means the default.
         audit = AuditLog(
             comment=(comment or None)
             if comment is not None
-            else f"js7certctl apply {revision or 'local'}",
-            ticket_link=ticket_link or None,
+            else context.default_comment(the_plan.source.revision),
+            ticket_link=(ticket_link or None)
+            if ticket_link is not None
+            else context.default_ticket_link(),
         )
 
         def progress(step: Any, index: int, total: int) -> None:

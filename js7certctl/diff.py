@@ -23,6 +23,7 @@ from js7certctl.model import (
     Change,
     DesiredCert,
     LiveEntry,
+    ManifestChange,
 )
 
 
@@ -172,3 +173,34 @@ def simulate(live: Sequence[LiveEntry], changes: Sequence[Change]) -> list[LiveE
             agents=tuple(sorted(agents)),
         )
     return [state[alias] for alias in sorted(state)]
+
+
+def manifest_changes(
+    base: Sequence[DesiredCert], head: Sequence[DesiredCert]
+) -> list[ManifestChange]:
+    """Aliases added, edited or removed in the manifests between two revisions."""
+    before = {c.alias: c for c in base}
+    after = {c.alias: c for c in head}
+    result: list[ManifestChange] = []
+    for alias in sorted(before.keys() | after.keys()):
+        old, new = before.get(alias), after.get(alias)
+        if old is None and new is not None:
+            result.append(ManifestChange(alias, "added", path=new.origin.path))
+        elif new is None and old is not None:
+            result.append(ManifestChange(alias, "removed", path=old.origin.path))
+        elif old is not None and new is not None:
+            fields = [
+                name
+                for name, a, b in (
+                    (FIELD_CERTIFICATE, old.fingerprint, new.fingerprint),
+                    (FIELD_PRIVATE_KEY_PATH, old.private_key_path, new.private_key_path),
+                    (FIELD_JOB_RESOURCE_FOLDER, old.job_resource_folder, new.job_resource_folder),
+                    (FIELD_AGENTS, old.agents, new.agents),
+                    ("labels", old.labels, new.labels),
+                    ("previousAliases", old.previous_aliases, new.previous_aliases),
+                )
+                if a != b
+            ]
+            if fields:
+                result.append(ManifestChange(alias, "edited", tuple(fields), new.origin.path))
+    return result

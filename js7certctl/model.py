@@ -182,3 +182,13 @@ class TargetIdentity:
     name: str
     backend: str
     location: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestChange:
+    """What a pull request itself changes in the manifests (between --base and --ref)."""
+
+    alias: str
+    kind: str  # "added", "edited", "removed"
+    fields: tuple[str, ...] = ()  # for "edited": certificate, privateKeyPath, ..., labels
+    path: str = ""  # the manifest's path (at the head; at the base for "removed")

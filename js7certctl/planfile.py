@@ -26,6 +26,7 @@ from js7certctl.model import (
     Change,
     DesiredCert,
     LiveEntry,
+    ManifestChange,
     Origin,
     Problem,
     Severity,
@@ -76,6 +77,8 @@ class Plan:
     warnings: list[Problem] = field(default_factory=list)  # health warnings of desired entries
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     tool_version: str = __version__
+    base: SourceInfo | None = None  # with `plan --base REV`: the revision compared against
+    manifest_changes: list[ManifestChange] | None = None  # what the PR changes in the manifests
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
@@ -238,19 +241,46 @@ def problem_to_json(problem: Problem) -> dict[str, Any]:
     }
 
 
+def _source_to_json(info: SourceInfo) -> dict[str, Any]:
+    return {
+        "repository": info.repository,
+        "ref": info.ref,
+        "revision": info.revision,
+        "dirty": info.dirty,
+        "base": info.base,
+    }
+
+
+def _source_from_json(src: dict[str, Any]) -> SourceInfo:
+    return SourceInfo(
+        repository=src.get("repository"),
+        revision=src.get("revision"),
+        ref=src.get("ref"),
+        dirty=bool(src.get("dirty")),
+        base=str(src.get("base") or ""),
+    )
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
+    data = _plan_to_json(plan)
+    if plan.base is not None:
+        data["pullRequest"] = {
+            "base": _source_to_json(plan.base),
+            "manifestChanges": [
+                {"alias": m.alias, "kind": m.kind, "fields": list(m.fields), "path": m.path}
+                for m in plan.manifest_changes or []
+            ],
+        }
+    return data
+
+
+def _plan_to_json(plan: Plan) -> dict[str, Any]:
     return {
         "kind": PLAN_KIND,
         "format_version": FORMAT_VERSION,
         "tool_version": plan.tool_version,
         "created": plan.created.isoformat(),
-        "source": {
-            "repository": plan.source.repository,
-            "ref": plan.source.ref,
-            "revision": plan.source.revision,
-            "dirty": plan.source.dirty,
-            "base": plan.source.base,
-        },
+        "source": _source_to_json(plan.source),
         "target": {
             "name": plan.target.name,
             "backend": plan.target.backend,
@@ -293,14 +323,18 @@ def plan_from_json(data: Any, name: str) -> Plan:
         src = data["source"]
         tgt = data["target"]
         guards = data["guards"]
+        pull = data.get("pullRequest")
         return Plan(
-            source=SourceInfo(
-                repository=src.get("repository"),
-                revision=src.get("revision"),
-                ref=src.get("ref"),
-                dirty=bool(src.get("dirty")),
-                base=str(src.get("base") or ""),
-            ),
+            base=_source_from_json(pull["base"]) if pull else None,
+            manifest_changes=[
+                ManifestChange(
+                    str(m["alias"]), str(m["kind"]), tuple(m.get("fields", [])), str(m["path"])
+                )
+                for m in pull["manifestChanges"]
+            ]
+            if pull
+            else None,
+            source=_source_from_json(src),
             target=TargetIdentity(
                 name=str(tgt["name"]), backend=str(tgt["backend"]), location=str(tgt["location"])
             ),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from js7certctl.config import Target
-from js7certctl.diff import diff
-from js7certctl.errors import PlanError
+from js7certctl.diff import diff, manifest_changes
+from js7certctl.errors import Js7CertCtlError, PlanError, SourceError
 from js7certctl.keystore.base import Keystore
 from js7certctl.keystore.factory import BackendOptions, connection_of, open_keystore
-from js7certctl.model import Problem
+from js7certctl.model import DesiredCert, Problem
 from js7certctl.planfile import Guards, Plan, live_fingerprint
 from js7certctl.workspace import Workspace
 
@@ -19,6 +20,13 @@ from js7certctl.workspace import Workspace
 class Planned:
     plan: Plan
     warnings: list[Problem]  # every warning of the manifests (health ones are in the plan too)
+    desired: list[DesiredCert] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    plans: list[Planned] = field(default_factory=list)
+    failures: list[tuple[str, Js7CertCtlError]] = field(default_factory=list)
 
 
 def open_target(workspace: Workspace, target: Target, options: BackendOptions) -> Keystore:
@@ -62,4 +70,46 @@ def make_plan(
         ],
         created=now,
     )
-    return Planned(plan=plan, warnings=result.warnings)
+    return Planned(plan=plan, warnings=result.warnings, desired=result.certs)
+
+
+def attach_base(planned: Planned, base: Workspace, target: Target, now: datetime) -> None:
+    """Record what the manifests changed between ``base`` and the planned revision."""
+    same = base.config.targets.get(target.name) or base.config.target(None)
+    try:
+        before = base.load(same, now=now).certs
+    except SourceError:
+        before = []  # no manifests at the base yet: everything is added
+    planned.plan.base = base.source.info
+    planned.plan.manifest_changes = manifest_changes(before, planned.desired)
+
+
+def plan_targets(
+    workspace: Workspace,
+    targets: Sequence[Target],
+    options: BackendOptions,
+    *,
+    allow_mass_delete: bool,
+    now: datetime,
+    base: Workspace | None = None,
+    keep_going: bool = False,
+) -> Outcome:
+    """A plan per target; with ``keep_going`` a failing target is recorded and the rest planned."""
+    outcome = Outcome()
+    for target in targets:
+        try:
+            keystore = open_target(workspace, target, options)
+            try:
+                planned = make_plan(
+                    workspace, target, keystore, allow_mass_delete=allow_mass_delete, now=now
+                )
+            finally:
+                keystore.close()
+            if base is not None:
+                attach_base(planned, base, target, now)
+            outcome.plans.append(planned)
+        except Js7CertCtlError as exc:
+            if not keep_going:
+                raise
+            outcome.failures.append((target.name, exc))
+    return outcome

@@ -473,4 +473,4 @@ def test_golden_mixed_plan(mixed_plan: Path, fmt: str, monkeypatch: pytest.Monke
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(rendered)
     assert rendered == golden.read_text()
-    assert "Plan: 1 to add, 1 to change, 1 to delete." in rendered or fmt == "json"
+    assert "1 to add, 1 to change, 1 to delete" in rendered or fmt == "json"

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from js7certctl import certs
+from js7certctl.errors import Js7CertCtlError
 from js7certctl.model import (
     FIELD_AGENTS,
     FIELD_CERTIFICATE,
@@ -58,16 +59,44 @@ def _facts(facts: CertFacts | None, now: datetime) -> str:
 
 
 def _warnings_by_alias(plan: Plan) -> dict[str, list[Problem]]:
-    paths: dict[str, str] = {}
+    """Health warnings attributed to the alias whose manifest document holds them."""
+    starts: dict[str, list[tuple[int, str]]] = {}
     for change in plan.changes:
         if change.after is not None:
-            paths[change.after.origin.path] = change.alias
+            starts.setdefault(change.after.origin.path, []).append(
+                (change.after.origin.line, change.alias)
+            )
+    for spans in starts.values():
+        spans.sort()
     grouped: dict[str, list[Problem]] = {}
     for problem in plan.warnings:
-        alias = paths.get(problem.path)
-        if alias is not None:
-            grouped.setdefault(alias, []).append(problem)
+        owner = None
+        for line, alias in starts.get(problem.path, ()):
+            if line > problem.line:
+                break
+            owner = alias
+        if owner is not None:
+            grouped.setdefault(owner, []).append(problem)
     return grouped
+
+
+_PR_SYMBOL = {"added": "+", "edited": "~", "removed": "-"}
+
+
+def pr_lines(plan: Plan) -> list[str]:
+    """What the pull request itself changes in the manifests (with `plan --base`)."""
+    if plan.base is None:
+        return []
+    base = plan.base
+    label = f"{base.ref} ({base.revision[:12]})" if base.ref and base.revision else "the base"
+    changes = plan.manifest_changes or []
+    lines = [f"Manifest changes since {label}:"]
+    if not changes:
+        lines.append("  (none)")
+    for item in changes:
+        detail = f": {', '.join(item.fields)}" if item.fields else ""
+        lines.append(f"  {_PR_SYMBOL[item.kind]} {item.alias} ({item.kind}{detail}) in {item.path}")
+    return lines
 
 
 def _field_lines(change: Change, now: datetime) -> list[tuple[str, str]]:
@@ -118,8 +147,11 @@ def _field_lines(change: Change, now: datetime) -> list[tuple[str, str]]:
 def render_text(plan: Plan, now: datetime, style: Style = plain) -> str:
     lines: list[str] = []
     target = plan.target
+    pull = pr_lines(plan)
+    if pull:
+        lines += [*pull, ""]
     if plan.empty:
-        return no_changes_line(plan) + "\n"
+        return "\n".join([*lines, no_changes_line(plan)]) + "\n"
     lines.append(
         f"js7certctl will change target {target.name} ({target.backend}: {target.location}) "
         f"to match the manifests at {where(plan)}:"
@@ -149,29 +181,9 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """A pull-request comment: headline, deletes first, a table, details, under ``limit``."""
-    target = plan.target
-    head = [f"### js7certctl plan for `{target.name}`", ""]
-    if plan.empty:
-        head.append(no_changes_line(plan))
-        return "\n".join(head) + "\n"
-    head.append(
-        f"**{summary_line(plan)}** Source: {_md_escape(where(plan))}; "
-        f"target: {target.backend} `{_md_escape(target.location)}`."
-    )
-    head.append("")
-    deletes = [c for c in plan.changes if c.action is Action.DELETE]
-    if deletes:
-        head.append(
-            f"> [!WARNING]\n> This plan **deletes {plural(len(deletes), 'alias')}**: "
-            + ", ".join(f"`{c.alias}`" for c in deletes)
-        )
-        head.append("")
+def _md_table_rows(plan: Plan, now: datetime, ordered: list[Change]) -> list[str]:
     warnings = _warnings_by_alias(plan)
-    ordered = deletes + [c for c in plan.changes if c.action is not Action.DELETE]
-    table = ["| | alias | action | changes | expires |", "|---|---|---|---|---|"]
-    details: list[str] = []
+    rows = []
     for change in ordered:
         facts = change.after.facts if change.after is not None else change.before_facts
         days = facts.days_left(now) if facts is not None else None
@@ -182,41 +194,142 @@ def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -
         )
         changed = ", ".join(change.fields) if change.action is Action.UPDATE else "-"
         warn = " :warning:" if change.alias in warnings else ""
-        table.append(
+        rows.append(
             f"| {_SYMBOL[change.action]} | `{_md_escape(change.alias)}`{warn} | {change.action} "
-            f"| {_md_escape(changed)} | {expiry} |"
+            f"| {_md_escape(changed)} | {expiry} |\n"
         )
+    return rows
+
+
+def _md_details(plan: Plan, now: datetime, ordered: list[Change]) -> list[str]:
+    warnings = _warnings_by_alias(plan)
+    blocks = []
+    for change in ordered:
         rows = _field_lines(change, now)
         body = "\n".join(f"    {name + ':' if name else '':<19}{text}" for name, text in rows)
         notes = "".join(
             f"\n\n:warning: {_md_escape(w.message)}" for w in warnings.get(change.alias, [])
         )
-        details.append(
+        blocks.append(
             f"<details><summary>{_SYMBOL[change.action]} {_md_escape(change.alias)} "
-            f"({change.action})</summary>\n\n```\n{body}\n```{notes}\n</details>"
+            f"({change.action})</summary>\n\n```\n{body}\n```{notes}\n</details>\n"
         )
-    footer = ["", f"<sub>js7certctl {plan.tool_version}</sub>"]
-    parts = [*head, *table, "", ""]
-    out = "\n".join(parts)
-    tail = "\n".join(footer) + "\n"
-    note = (
-        "\n**Output truncated**: the plan is too long for one comment; "
-        "see the full plan (`js7certctl show PLANFILE`).\n"
+    return blocks
+
+
+def _md_pull_request(plan: Plan) -> list[str]:
+    if plan.base is None:
+        return []
+    base = plan.base
+    label = f"`{base.ref}` ({base.revision[:12]})" if base.ref and base.revision else "the base"
+    changes = plan.manifest_changes or []
+    blocks = [f"**What this pull request changes in the manifests** (since {label}):\n\n"]
+    if not changes:
+        return [*blocks, "No manifest changes.\n\n"]
+    blocks.append("| | alias | change | file |\n|---|---|---|---|\n")
+    for item in changes:
+        what = item.kind + (f": {', '.join(item.fields)}" if item.fields else "")
+        blocks.append(
+            f"| {_PR_SYMBOL[item.kind]} | `{_md_escape(item.alias)}` | {_md_escape(what)} "
+            f"| `{_md_escape(item.path)}` |\n"
+        )
+    blocks.append("\n")
+    return blocks
+
+
+def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: headline, deletes first, tables, details; never over ``limit``.
+
+    Blocks are added in order of importance; when the next one would not fit, the comment ends
+    with a note saying it was truncated and where the full plan is.
+    """
+    target = plan.target
+    counts = summary_line(plan).removeprefix("Plan: ").rstrip(".")
+    title = f"### js7certctl plan for `{_md_escape(target.name)}`: " + (
+        "no changes" if plan.empty else counts
     )
-    if len(out) + len(tail) > limit:
-        budget = limit - len(tail) - len(note) - len("\n".join(head)) - 2
-        kept: list[str] = []
-        for row in table:
-            if len(row) + 1 > budget:
-                break
-            kept.append(row)
-            budget -= len(row) + 1
-        return "\n".join([*head, *kept]) + "\n" + note + tail
-    for block in details:
-        if len(out) + len(block) + 1 + len(tail) + len(note) > limit:
-            return out + note + tail
-        out += block + "\n"
-    return out + tail
+    header = [
+        f"{title}\n\n",
+        f"Source: {_md_escape(where(plan))} · target: {target.backend} "
+        f"`{_md_escape(target.location)}`\n\n",
+    ]
+    deletes = [c for c in plan.changes if c.action is Action.DELETE]
+    if deletes:
+        shown = ", ".join(f"`{_md_escape(c.alias)}`" for c in deletes[:50])
+        more = f" and {len(deletes) - 50} more" if len(deletes) > 50 else ""
+        header.append(
+            f"> [!WARNING]\n> This plan **deletes {plural(len(deletes), 'alias')}**: "
+            f"{shown}{more}\n\n"
+        )
+    blocks = _md_pull_request(plan)
+    if plan.empty:
+        blocks.append(no_changes_line(plan) + "\n")
+    else:
+        ordered = deletes + [c for c in plan.changes if c.action is not Action.DELETE]
+        blocks.append("**What apply will do:**\n\n")
+        blocks.append("| | alias | action | changes | expires |\n|---|---|---|---|---|\n")
+        blocks += _md_table_rows(plan, now, ordered)
+        blocks.append("\n")
+        blocks += _md_details(plan, now, ordered)
+    footer = f"\n<sub>js7certctl {plan.tool_version}</sub>\n"
+    note = (
+        "\n> [!NOTE]\n> This comment was **truncated** to stay under "
+        f"{limit:,} characters. The full plan: `js7certctl show PLANFILE` on the saved plan.\n"
+    )
+    out = "".join(header)
+    for index, block in enumerate(blocks):
+        rest = blocks[index + 1 :]
+        reserve = len(footer) + (len(note) if rest else 0)
+        if len(out) + len(block) + reserve > limit:
+            return out + note + footer
+        out += block
+    return out + footer
+
+
+def render_markdown_error(target: str, error: Exception) -> str:
+    """A pull-request comment for a plan that failed (invalid manifests, policy, backend)."""
+    from js7certctl.errors import ValidationFailed
+
+    lines = [f"### js7certctl plan for `{_md_escape(target)}`: failed", ""]
+    lines.append("> [!CAUTION]\n> The plan could not be made; nothing can be applied.")
+    lines.append("")
+    details = str(error)
+    if isinstance(error, ValidationFailed):
+        details = "\n".join(p.format() for p in error.problems) + "\n" + details
+    if len(details) > MARKDOWN_LIMIT - 500:
+        details = details[: MARKDOWN_LIMIT - 600] + "\n... (truncated)"
+    lines += ["```", details.replace("```", "` ` `"), "```", ""]
+    return "\n".join(lines)
+
+
+def render_many(
+    plans: list[Plan],
+    failures: list[tuple[str, Js7CertCtlError]],
+    fmt: str,
+    now: datetime,
+    style: Style = plain,
+) -> str:
+    """Several targets' plans in one report (`plan --all-targets`)."""
+    if fmt == "json":
+        return dumps(
+            {
+                "plans": [plan_to_json(p) for p in plans],
+                "failures": [{"target": name, "message": str(exc)} for name, exc in failures],
+            }
+        )
+    parts: list[str] = []
+    budget = MARKDOWN_LIMIT // max(1, len(plans) + len(failures))
+    for plan in plans:
+        if fmt == "markdown":
+            parts.append(render_markdown(plan, now, limit=budget))
+        else:
+            parts.append(f"== target {plan.target.name} ==\n" + render_text(plan, now, style))
+    for name, exc in failures:
+        if fmt == "markdown":
+            parts.append(render_markdown_error(name, exc)[:budget])
+        else:
+            parts.append(f"== target {name} ==\nError: {exc}\n")
+    return "\n".join(parts)
 
 
 def render(plan: Plan, fmt: str, now: datetime, style: Style = plain) -> str:
