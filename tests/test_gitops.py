@@ -408,8 +408,8 @@ def test_drift_reports_hand_edits_and_nothing_otherwise(example_repo: GitRepo) -
         in drifted.stdout
     )
     assert (
-        "privateKeyPath: Git /var/sos-berlin.com/js7/agent/config/private/agent-payments.key, keystore /by/hand.key"
-        in drifted.stdout
+        "privateKeyPath: Git /var/sos-berlin.com/js7/agent/config/private/agent-payments.key, "
+        "keystore /by/hand.key" in drifted.stdout
     )
     assert "  agent-reporting: in Git but not in the keystore" in drifted.stdout
     assert "  rogue: in the keystore but not in Git (added outside Git)" in drifted.stdout
@@ -447,7 +447,8 @@ def test_all_targets_one_report(tmp_path: Path) -> None:
     )
     result = run_cli("plan", "--repo", str(repo.path), "--all-targets", "--detailed-exitcode")
     assert result.exit_code == 2, result.stderr
-    assert "== target local ==" in result.stdout and "== target prod ==" in result.stdout
+    assert "== target local ==" in result.stdout
+    assert "== target prod ==" in result.stdout
     assert "Plan: 1 to add, 0 to change, 0 to delete." in result.stdout
     assert "Plan: 2 to add, 0 to change, 0 to delete." in result.stdout
     assert "/Prod" in result.stdout
