@@ -474,8 +474,9 @@ def test_all_targets_one_report(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    from js7certctl.cli import app
     from typer.main import get_command
+
+    from js7certctl.cli import app
 
     group = get_command(app)
     names = sorted(group.commands)  # type: ignore[attr-defined]
