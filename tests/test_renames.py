@@ -1,4 +1,4 @@
-"""Renames through the CLI: `metadata.previousAliases` gives one rename, not a delete and a create."""
+"""Renames through the CLI: `previousAliases` gives one rename, not a delete and a create."""
 
 from __future__ import annotations
 
