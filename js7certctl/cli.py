@@ -699,4 +699,4 @@ def main() -> None:
 
 
 # Command groups defined in their own modules register themselves on `app` when imported.
-from js7certctl import cli_crypto, cli_gitops  # noqa: E402, F401
+from js7certctl import cli_crypto, cli_expiry, cli_gitops  # noqa: E402, F401
