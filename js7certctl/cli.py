@@ -584,3 +584,4 @@ def main() -> None:
 
 
 # Command groups defined in their own modules register themselves on `app` when imported.
+from js7certctl import cli_crypto  # noqa: E402, F401
