@@ -123,9 +123,11 @@ def read_hidden(prompt: str) -> bytes:
             raise NoTerminalError("there is no terminal to ask on.") from None
         new = list(old)
         new[3] = old[3] & ~termios.ECHO
-        os.write(fd, prompt.encode("utf-8", "replace"))
+        # Echo off first, then the prompt: whatever is typed after the prompt is never shown
+        # (and never discarded by the flush).
         termios.tcsetattr(fd, termios.TCSAFLUSH, new)
         try:
+            os.write(fd, prompt.encode("utf-8", "replace"))
             line = _read_line(fd)
         finally:
             termios.tcsetattr(fd, termios.TCSAFLUSH, old)

@@ -372,7 +372,7 @@ def test_a_secret_that_is_not_utf8_is_refused(cert_files: dict[str, Path]) -> No
 def test_on_a_terminal_the_secret_is_asked_twice_hidden(
     monkeypatch: pytest.MonkeyPatch, cert_files: dict[str, Path]
 ) -> None:
-    # The seam: no real terminal in-process (tests/test_cli_tty.py types into a real one).
+    # The seam: no real terminal in-process (test_cli_crypto_process.py types into a real one).
     answers = iter([b"typed-secret", b"typed-secret"])
     prompts: list[str] = []
 
