@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,9 +175,9 @@ _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
 _NULL = _TAG + "null"
 _MERGE = _TAG + "merge"
-# More opening brackets than this and the C parser is not trusted with the file: it crashes the
-# process on deeply nested flow collections (../shared/notes.md).
-_SUSPICIOUS_BRACKETS = 2000
+# Deeper flow nesting than this is refused before parsing: the C parser crashes the process on
+# flow collections nested tens of thousands deep (../shared/notes.md), and no values file needs it.
+MAX_FLOW_DEPTH = 500
 # Node properties (`&anchor`, `!tag`) stand before a scalar inside its span; they are kept.
 _PROPERTIES = re.compile(r"(?:[&!]\S*\s+)*")
 
@@ -205,24 +204,30 @@ def _yaml_error(exc: Any, source: str) -> str:
     return f"{source} is not valid YAML{where}: {problem}."
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of brackets, counting every bracket (also inside quotes: an upper
+    bound, cheap because only the brackets are looked at)."""
+    depth = deepest = 0
+    for char in re.sub(r"[^\[\]{}]+", "", text):
+        depth = depth + 1 if char in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _compose(text: str, source: str) -> Any:
     """The one document's root node (ruamel.yaml's composer: nodes with positions)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    suspicious = text.count("[") + text.count("{") > _SUSPICIOUS_BRACKETS
-    yaml = YAML(typ="safe", pure=suspicious)
-    old_limit = sys.getrecursionlimit()
+    if _flow_depth(text) > MAX_FLOW_DEPTH:
+        raise BatchError(f"{source} is nested more than {MAX_FLOW_DEPTH} levels deep.")
+    yaml = YAML(typ="safe")
     try:
-        if suspicious:
-            sys.setrecursionlimit(min(old_limit, 3000))
         documents = [node for node in yaml.compose_all(text) if node is not None]
     except MarkedYAMLError as exc:
         raise BatchError(_yaml_error(exc, source)) from None
     except (YAMLError, RecursionError):
         raise BatchError(f"{source} is not valid YAML (or is nested too deeply).") from None
-    finally:
-        sys.setrecursionlimit(old_limit)
     if len(documents) > 1:
         raise BatchError(f"{source} holds {len(documents)} YAML documents; give one.")
     if not documents or type(documents[0]).__name__ != "MappingNode":
