@@ -424,6 +424,8 @@ def _load_private_key(
     try:
         return load(password)
     except envelope.KeyPasswordRequiredError:
+        if password is not None:
+            raise
         if not secretio.terminal_available():
             raise envelope.KeyPasswordRequiredError(
                 f"the private key {path} is password-protected and there is no terminal to ask "
