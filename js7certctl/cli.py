@@ -9,6 +9,7 @@ which might hold secrets) unless ``--debug`` is given.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from dataclasses import dataclass
@@ -620,10 +621,25 @@ def apply(
             else context.default_ticket_link(),
         )
 
-        def progress(step: Any, index: int, total: int) -> None:
-            ui.info(f"  [{index}/{total}] {step.describe()}")
+        bar = not quiet and sys.stderr.isatty()
 
-        report = apply_plan(the_plan, keystore, audit, progress)
+        def progress(step: Any, index: int, total: int) -> None:
+            if bar:
+                # A progress bar on a terminal; each step stays readable in logs otherwise.
+                width = 30
+                filled = width * index // total
+                text = f"[{'#' * filled}{'.' * (width - filled)}] {index}/{total} {step.describe()}"
+                columns = shutil.get_terminal_size().columns
+                sys.stderr.write("\r" + text[: columns - 1].ljust(columns - 1))
+                sys.stderr.flush()
+            else:
+                ui.info(f"  [{index}/{total}] {step.describe()}")
+
+        try:
+            report = apply_plan(the_plan, keystore, audit, progress)
+        finally:
+            if bar:
+                sys.stderr.write("\n")
     finally:
         keystore.close()
     for resource in report.left_behind:
