@@ -4,8 +4,6 @@ deployment, secrets)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 import traceback
 from collections.abc import Callable, Iterator
@@ -14,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from js7certctl.errors import BackendError, ConfigError, Js7CertCtlError
 from js7certctl.keystore.base import Keystore
@@ -40,6 +34,7 @@ from tests.joc_emulator import (
 )
 from tests.joc_emulator.fixture import joc_emulator_fixture  # noqa: F401
 from tests.keystore_contract import AUDIT, FOLDER, KeystoreContract, make_cert
+from tests.tls_pki import Pki, make_pki
 
 ROOT = Credentials("root", "root")
 SECRET_PASSWORD = "pw-Zq8!very-secret-4711"
@@ -292,6 +287,8 @@ def test_open_keystore_builds_the_joc_backend_from_the_environment(
         ("https://ci:secret@joc.example.com:4443", "holds a user name or password"),
         ("ftp://joc.example.com", "must be JOC's address"),
         ("joc.example.com:4443", "must be JOC's address"),
+        ("https://joc.example.com:port", "must be JOC's address"),
+        ("https://:secret@joc.example.com", "holds a user name or password"),
     ],
 )
 def test_unusable_urls_are_refused(url: str, expected: str) -> None:
@@ -694,75 +691,9 @@ def test_interrupting_the_writer_skips_the_wait_and_close_logs_out(
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(
-    subject: str, key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey, **kind: bool
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    is_ca = kind.get("ca", False)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name("js7certctl test CA"))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-    )
-    if is_ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-    if kind.get("server", False):
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(ca_key, hashes.SHA256())
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path  # CN root
-    client_key: Path
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A test CA, a server certificate for 127.0.0.1 and a client certificate for ``root``."""
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue("js7certctl test CA", ca_key, ca_key, ca=True)
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths: list[Path] = []
-    for name, server in (("server", True), ("root", False)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
-        cert_path.write_bytes(
-            _issue(name, key, ca_key, server=server).public_bytes(serialization.Encoding.PEM)
-        )
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        paths += [cert_path, key_path]
-    return Pki(folder / "ca.pem", *paths)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

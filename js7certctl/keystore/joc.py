@@ -327,18 +327,23 @@ class JocKeystore:
         self._name = name
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"the url of target {name!r} must be JOC's address such as "
-                f"https://joc.example.com:4443, not {url!r}.",
-                hint="Fix the target's url in js7certctl.yaml.",
-            )
-        if parts.username is not None or parts.password is not None:
+        if "@" in parts.netloc:
             raise ConfigError(
                 f"the url of target {name!r} holds a user name or password; credentials never "
                 "belong in the repository.",
                 hint=f"Remove them from the url and set {ENV_USER} and {ENV_PASSWORD} (or "
                 f"{ENV_PASSWORD_FILE}) instead.",
+            )
+        try:
+            valid = scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is no number
+            valid = False
+        if not valid:
+            shown = "" if "@" in url else f", not {url!r}"
+            raise ConfigError(
+                f"the url of target {name!r} must be JOC's address such as "
+                f"https://joc.example.com:4443{shown}.",
+                hint="Fix the target's url in js7certctl.yaml.",
             )
         if (client_cert is None) != (client_key is None):
             raise ConfigError(
@@ -379,13 +384,19 @@ class JocKeystore:
         verify: ssl.SSLContext | bool = False
         if not self._plain_http:
             verify = self._ssl_context(ca_bundle, client_cert, client_key, insecure)
-        self._http = httpx.Client(
-            base_url=self._api,
-            verify=verify,
-            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self._api,
+                verify=verify,
+                timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+                headers={"Accept": "application/json"},
+                follow_redirects=False,
+            )
+        except httpx.InvalidURL:
+            raise ConfigError(
+                f"the url of target {name!r} is not a valid address: {url!r}.",
+                hint="Fix the target's url in js7certctl.yaml, e.g. https://joc.example.com:4443.",
+            ) from None
         self._lock = threading.RLock()
         self._secrets: set[str] = set()
         self._authorization: str | None = None
@@ -760,7 +771,7 @@ class JocKeystore:
                 response = self._http.request(
                     method, "/" + endpoint, content=content, headers=headers, **extra
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 failure = self._describe(exc)
             # Decided outside the except block: nothing of httpx's exception (its request has
             # the headers) gets chained to the error raised below.
@@ -773,7 +784,7 @@ class JocKeystore:
             time.sleep(self._backoff * (2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _describe(self, exc: httpx.TransportError) -> _Failure:
+    def _describe(self, exc: httpx.RequestError) -> _Failure:
         if isinstance(exc, httpx.ConnectError) and _is_tls_verify_failure(exc):
             return _Failure("tls", self._foreign(str(exc)))
         if isinstance(exc, httpx.TimeoutException):
@@ -882,7 +893,9 @@ class JocKeystore:
     def _foreign(self, text: str) -> str:
         """Text from JOC or the network, fit for a message: one line, short, no secret."""
         text = " ".join(text.split())
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
             if secret:
                 text = text.replace(secret, "***")
         if len(text) > _FOREIGN_TEXT_MAX:
@@ -910,7 +923,6 @@ class JocKeystore:
     def _login_again(self, failed: str) -> str:
         """A new session after JOC ended ``failed`` (once, however many threads saw it end)."""
         with self._lock:
-            self._secrets.discard(failed)
             if self._token == failed:
                 self._token = None
             return self._ensure_session()
@@ -966,7 +978,8 @@ class JocKeystore:
             token = response.headers.get("X-Access-Token", "")
         if not token:
             raise self._unexpected(what)
-        self._secrets.add(token)
+        with self._lock:
+            self._secrets.add(token)
         return token
 
     def _logout(self, token: str) -> None:
