@@ -742,6 +742,38 @@ def test_mutual_tls_logs_in_with_the_client_certificate_alone(
     assert tls_joc.state.audit_log[0]["account"] == "root"
 
 
+def test_open_keystore_with_a_client_certificate_needs_no_credentials(
+    tls_joc: JocEmulator, pki: Pki
+) -> None:
+    connection = {
+        "url": tls_joc.base_url,
+        "caBundle": str(pki.ca),
+        "clientCert": str(pki.client_cert),
+        "clientKey": str(pki.client_key),
+    }
+    keystore = open_keystore("prod", "joc", connection, BackendOptions())  # no JS7_* variables
+    try:
+        assert keystore.list_entries() == []
+    finally:
+        keystore.close()
+    assert [(c.endpoint, c.account) for c in tls_joc.calls][1:] == [
+        ("authentication/login", "root"),
+        ("encipherment/certificate", "root"),
+        ("encipherment/assignment", "root"),
+        ("authentication/logout", "root"),
+    ]
+
+
+def test_a_failed_logout_is_a_notice_not_an_error(joc: JocEmulator, connect: Opener) -> None:
+    keystore = connect()
+    keystore.list_entries()
+    joc.add_fault("authentication/logout", drop=True)
+    keystore.close()
+    assert len(connect.notices) == 1
+    assert connect.notices[0].startswith("could not log out of JOC (the connection to JOC at")
+    assert len(joc.calls_to("authentication/logout")) == 1  # not repeated
+
+
 def test_mutual_tls_settings_are_checked(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs an https:// url"):
         JocKeystore("http://joc:4446", client_cert=pki.client_cert, client_key=pki.client_key)

@@ -510,27 +510,27 @@ class JocKeystore:
         with self._lock:
             if self._in_writer:
                 raise RuntimeError("writer() is already active on this keystore instance")
-        properties = self.properties()
-        if properties.force_comments and not audit.comment:
-            raise BackendError(
-                "JOC requires an audit-log comment for every change "
-                "(forceCommentsForAuditLog), and this apply has none; nothing was changed.",
-                hint="Give one with --comment TEXT (an empty --comment counts as none).",
-            )
-        _check_audit(audit)
-        self._stored = {}
-        self._in_writer = True
+            self._in_writer = True
         try:
-            yield
-        except Exception:
-            self._in_writer = False
+            properties = self.properties()
+            if properties.force_comments and not audit.comment:
+                raise BackendError(
+                    "JOC requires an audit-log comment for every change "
+                    "(forceCommentsForAuditLog), and this apply has none; nothing was changed.",
+                    hint="Give one with --comment TEXT (an empty --comment counts as none).",
+                )
+            _check_audit(audit)
+            self._stored = {}
+            try:
+                yield
+            except Exception:  # a failed step: still wait for what was stored before it
+                self._after_writes(properties)
+                raise
+            # (^C, a BaseException, skips the wait; close() still logs out)
             self._after_writes(properties)
-            raise
-        except BaseException:  # ^C: get out at once; close() still logs out
+        finally:
             self._in_writer = False
-            raise
-        self._in_writer = False
-        self._after_writes(properties)
+            self._stored = {}
 
     def close(self) -> None:
         """Log out (best effort, once) and close the connections; safe to call twice."""
@@ -707,9 +707,9 @@ class JocKeystore:
             names = ", ".join(_resource(folders[alias], alias) for alias in pending)
             self._notify(
                 f"JOC has not deployed the Job Resource(s) {names} within "
-                f"{self._deploy_timeout:g} seconds (--deploy-timeout); JOC deploys them in the "
-                "background and may have stopped when js7certctl logged out: check them in "
-                "JOC's inventory and deploy them there if needed."
+                f"{self._deploy_timeout:g} seconds (--deploy-timeout). JOC deploys them in the "
+                "background, and the logout that follows now can stop that: check them in "
+                "JOC's inventory and deploy them there if they stay undeployed."
             )
 
     # -- calls ------------------------------------------------------------------------------
@@ -995,8 +995,8 @@ class JocKeystore:
             )
         except BackendError as exc:
             self._notify(
-                f"could not log out of JOC ({exc.message}); the session ends by itself after "
-                "JOC's idle timeout."
+                f"could not log out of JOC ({exc.message.rstrip('.')}); the session ends by "
+                "itself after JOC's idle timeout."
             )
             return
         if response.status_code != 200:
