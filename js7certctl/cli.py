@@ -399,6 +399,16 @@ def _backend_options(
     )
 
 
+def _close_when_done(keystore: Any) -> None:
+    """Close the keystore (log out of JOC) when the command ends, however it ends: also on ^C or
+    EOF at the confirmation prompt. Closing twice is harmless."""
+    from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(keystore.close)
+
+
 @app.command(
     epilog="Examples: js7certctl plan --detailed-exitcode; "
     "js7certctl plan --ref origin/main --out plan.json --format markdown > comment.md",
@@ -568,6 +578,7 @@ def apply(
         keystore = open_keystore(
             the_plan.target.name, the_plan.target.backend, the_plan.connection, options
         )
+        _close_when_done(keystore)
         if keystore.identity != the_plan.target:
             keystore.close()
             from js7certctl.errors import PlanFileError
@@ -581,6 +592,7 @@ def apply(
         workspace = open_workspace(repo=repo, config_file=config, ref=ref)
         chosen = workspace.config.target(target)
         keystore = open_target(workspace, chosen, options)
+        _close_when_done(keystore)
         try:
             planned = make_plan(
                 workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
