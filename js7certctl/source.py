@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,6 +101,7 @@ class WorktreeSource:
         self._root = root
         self._info = info
         self._real_root = os.path.realpath(root)
+        self._real_folders: dict[str, str | None] = {}  # folder -> real path, None: no shortcut
 
     @property
     def info(self) -> SourceInfo:
@@ -117,6 +119,11 @@ class WorktreeSource:
 
     def resolve(self, path: str) -> str:
         norm = normalize(path)
+        parent, _, name = norm.rpartition("/")
+        if name:
+            fast = self._resolve_in_folder(parent, name)
+            if fast is not None:
+                return fast
         try:
             real = str(Path(self._abs(norm)).resolve(strict=False))
         except RuntimeError as exc:  # Python < 3.13 reports loops this way
@@ -130,11 +137,39 @@ class WorktreeSource:
         rel = os.path.relpath(real, self._real_root)
         return "" if rel == "." else rel.replace(os.sep, "/")
 
+    def _resolve_in_folder(self, parent: str, name: str) -> str | None:
+        """What :meth:`resolve` gives for ``parent/name`` when ``parent`` resolves to a real
+        folder and ``name`` is no symlink, from the folder's cached real path (one ``lstat``
+        instead of one per path component); None when the full resolution is needed."""
+        if parent not in self._real_folders:
+            real = os.path.realpath(self._abs(parent))
+            # A folder's real path has no symlink left (a loop would leave one, or fail stat).
+            usable = os.path.isdir(real) and not os.path.islink(real)
+            self._real_folders[parent] = real if usable else None
+        folder = self._real_folders[parent]
+        if folder is None:
+            return None
+        candidate = os.path.join(folder, name)
+        try:
+            if stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return None
+        except FileNotFoundError:
+            pass  # resolves to itself, as Path.resolve(strict=False) does
+        except (OSError, ValueError):
+            return None
+        prefix = self._real_root + os.sep
+        if not candidate.startswith(prefix):
+            return None  # outside the repository: the full resolution says how
+        return candidate[len(prefix) :].replace(os.sep, "/")
+
     def kind(self, path: str) -> str:
-        full = self._abs(path)
-        if os.path.isdir(full):
+        try:
+            mode = os.stat(self._abs(path)).st_mode
+        except (OSError, ValueError):
+            return "missing"
+        if stat.S_ISDIR(mode):
             return "dir"
-        if os.path.isfile(full):
+        if stat.S_ISREG(mode):
             return "file"
         return "missing"
 
@@ -290,7 +325,7 @@ class Location:
 
     root: Path
     start: str  # the folder to search the config from, relative to root
-    repo: Any  # git.Repo or None
+    repo: Any  # the Git work tree (_Repository), or None
 
 
 def locate(start_dir: Path) -> Location:
@@ -308,13 +343,56 @@ def locate(start_dir: Path) -> Location:
     return Location(root=root, start="" if rel == "." else rel.replace(os.sep, "/"), repo=repo)
 
 
-def _find_repo(path: Path) -> Any:
-    import git  # GitPython is imported only when a repository is looked for
+class _Repository:
+    """A Git work tree, found and read with the ``git`` command.
 
-    try:
-        return git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    GitPython's import alone takes about 0.13 s, longer than reading 1,000 manifests, so the
+    few questions asked here (where is the work tree, which commit is a revision) go to
+    ``git rev-parse``, like every other Git call of this module.
+    """
+
+    __slots__ = ("working_tree_dir",)
+
+    def __init__(self, working_tree_dir: str) -> None:
+        self.working_tree_dir = working_tree_dir
+
+    def __repr__(self) -> str:
+        return f"_Repository({self.working_tree_dir!r})"
+
+    def commit(self, ref: str) -> str | None:
+        """The commit a revision names (tags peeled), or None when there is none."""
+        proc = _run_git(
+            Path(self.working_tree_dir), "rev-parse", "--verify", "-q", ref + "^{commit}"
+        )
+        out = proc.stdout.decode("ascii", "replace").strip()
+        return out if proc.returncode == 0 and out else None
+
+
+# Messages of `git rev-parse --show-toplevel` (run with LC_ALL=C) that mean "no work tree here".
+_NOT_A_WORK_TREE = ("not a git repository", "must be run in a work tree")
+
+
+def _find_repo(path: Path) -> _Repository | None:
+    proc = _run_git(path, "rev-parse", "--show-toplevel")
+    if proc.returncode == 0:
+        top = os.fsdecode(proc.stdout).rstrip("\n")
+        return _Repository(top) if top else None
+    message = proc.stderr.decode("utf-8", "replace").strip()
+    if any(text in message for text in _NOT_A_WORK_TREE):
         return None
+    first = message.splitlines()[0] if message else f"exit code {proc.returncode}"
+    raise SourceError(f"Git cannot read the repository at {path}: {first}")
+
+
+def _run_git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``git -C root ARGS`` with untranslated messages; the caller looks at the exit code."""
+    env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, check=False, env=env
+        )
+    except FileNotFoundError as exc:
+        raise SourceError("the `git` command was not found; install Git") from exc
 
 
 def open_source(location: Location, ref: str | None) -> Source:
@@ -351,18 +429,16 @@ def worktree_dirty(location: Location, base: str) -> bool:
 def resolve_revision(repo: Any, ref: str) -> str:
     if not ref or ref.startswith("-"):
         raise UsageError(f"invalid revision {ref!r}: a revision must not start with '-'")
-    try:
-        commit = repo.commit(ref)
-        return str(commit.hexsha)
-    except Exception as exc:  # GitPython raises BadName, BadObject, ValueError, IndexError, ...
+    commit = repo.commit(ref)
+    if commit is None:
         raise SourceError(
             f"unknown revision {ref!r} in {repo.working_tree_dir}",
             hint="Name a branch, tag or commit that exists (is it fetched?).",
-        ) from exc
+        )
+    return str(commit)
 
 
 def _head_commit(repo: Any) -> str | None:
-    try:
-        return str(repo.head.commit.hexsha)
-    except ValueError:  # a repository without commits
-        return None
+    """The commit checked out, or None in a repository without commits."""
+    commit = repo.commit("HEAD")
+    return None if commit is None else str(commit)
