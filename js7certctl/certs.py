@@ -436,6 +436,41 @@ def _cert_spki_key_info(der: bytes) -> tuple[str, int, str | None]:
     return _spki_key_info(der, spki[1], spki[3])
 
 
+# Issuer name (DER) -> its RFC 4514 string. One CA signs many certificates, and the string costs
+# as much as parsing the certificate; the string depends on the DER only. Bounded.
+_ISSUER_NAMES: dict[bytes, str] = {}
+_ISSUER_NAMES_MAX = 256
+
+
+def _raw_names(der: bytes) -> tuple[bytes, bytes]:
+    """The DER of a certificate's issuer and subject names."""
+    _, _, content, end = _tlv(der, 0, len(der))
+    tbs = _children(der, content, end)[0]
+    fields = _children(der, tbs[2], tbs[3])
+    if fields and fields[0][0] == 0xA0:  # [0] version
+        fields = fields[1:]
+    issuer, subject = fields[2], fields[4]  # serial, signature, issuer, validity, subject
+    return der[issuer[1] : issuer[3]], der[subject[1] : subject[3]]
+
+
+def _name_strings(cert: x509.Certificate, der: bytes) -> tuple[str, str]:
+    """(subject, issuer) as RFC 4514 strings; a self-signed certificate's are made once."""
+    subject = cert.subject.rfc4514_string()
+    try:
+        issuer_der, subject_der = _raw_names(der)
+    except (ValueError, IndexError):
+        return subject, cert.issuer.rfc4514_string()
+    if issuer_der == subject_der:
+        return subject, subject
+    issuer = _ISSUER_NAMES.get(issuer_der)
+    if issuer is None:
+        issuer = cert.issuer.rfc4514_string()
+        if len(_ISSUER_NAMES) >= _ISSUER_NAMES_MAX:
+            _ISSUER_NAMES.clear()
+        _ISSUER_NAMES[issuer_der] = issuer
+    return subject, issuer
+
+
 def _serial_hex(serial: int) -> str:
     text = f"{serial:x}"
     if serial >= 0 and len(text) % 2:
@@ -459,13 +494,14 @@ def _certificate_facts(der: bytes) -> CertFacts:
         signature_hash = algorithm.name if algorithm is not None else None
     except UnsupportedAlgorithm:
         signature_hash = None
+    subject, issuer = _name_strings(cert, der)
     return CertFacts(
         kind="certificate",
         key_type=key_type,
         key_size=key_size,
         fingerprint=fingerprint(der),
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        subject=subject,
+        issuer=issuer,
         serial=_serial_hex(cert.serial_number),
         curve=curve,
         not_before=cert.not_valid_before_utc,

@@ -93,10 +93,20 @@ JAVA_RESERVED = frozenset(
 )
 _FORBIDDEN = set("!?~'\"}[]{@:;#/\\^$%&*()+=")
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+# Letters, digits, '_', '.' and '-', starting and ending with neither '.' nor '-': such an alias
+# breaks none of the rules below but the '..'/'--' and reserved-word ones (the common case).
+_PLAIN_ALIAS = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 
 def alias_problem(alias: str) -> str | None:
     """Why ``alias`` breaks JS7's object-name rules, or None when it is a valid name."""
+    if (
+        _PLAIN_ALIAS.fullmatch(alias)
+        and ".." not in alias
+        and "--" not in alias
+        and alias not in JAVA_RESERVED
+    ):
+        return None
     if not alias:
         return "alias must not be empty"
     if any(c.isspace() for c in alias):

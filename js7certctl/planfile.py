@@ -88,17 +88,20 @@ class Plan:
         return not self.changes
 
 
+# What json.dumps(..., separators=(",", ":")) builds on every call, made once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def entry_digest(entry: LiveEntry) -> str:
     """One digest over everything apply could change of an alias (certificate text byte for
     byte, private key path, Job Resource folder, Agent assignments)."""
-    blob = json.dumps(
+    blob = _COMPACT_JSON.encode(
         [
             hashlib.sha256(entry.certificate.encode("utf-8", "surrogateescape")).hexdigest(),
             entry.private_key_path,
             entry.job_resource_folder,
             list(entry.agents) if entry.agents is not None else None,
-        ],
-        separators=(",", ":"),
+        ]
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 

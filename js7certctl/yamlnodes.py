@@ -89,18 +89,23 @@ def _scalar_value(tag: str, text: str) -> tuple[str, Any]:
     return short, text
 
 
-def _convert(node: Any, seen: set[int], depth: int) -> YNode:
+def _convert(node: Any, seen: set[int] | None, depth: int) -> YNode:
+    """``node`` as a YNode tree; ``seen`` collects the nodes met so far (None when the text has
+    no anchor, so no node can be met twice)."""
     mark = node.start_mark
     line = mark.line + 1
     column = mark.column + 1
     if depth > MAX_DEPTH:
         raise _TooDeep(line, column)
-    if id(node) in seen:
-        raise _AliasUsed(line, column)
-    seen.add(id(node))
+    if seen is not None:
+        if id(node) in seen:
+            raise _AliasUsed(line, column)
+        seen.add(id(node))
     kind = type(node).__name__
     if kind == "ScalarNode":
         known = _SHORT_TAGS.get(id(node.ctag))
+        if known == "str":
+            return YNode("scalar", "str", node.value, line, column)
         if known is not None and known not in ("int", "float"):
             value: Any = node.value
             if known == "null":
@@ -259,7 +264,8 @@ def parse_documents(
             if type(node).__name__ == "ScalarNode" and str(node.tag).endswith(":null"):
                 docs.append(None)
                 continue
-            docs.append(_convert(node, set(), 0))
+            # An alias needs an anchor (&name): without one in the text, no node repeats.
+            docs.append(_convert(node, set() if "&" in text else None, 0))
     except YAMLError as exc:
         problems.append(_yaml_error_problem(exc, path))
     except RecursionError:
