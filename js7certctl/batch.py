@@ -216,14 +216,14 @@ def _flow_depth(text: str) -> int:
 
 def _compose(text: str, source: str) -> Any:
     """The one document's root node (ruamel.yaml's composer: nodes with positions)."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    from js7certctl.yamlnodes import compose_all
 
     if _flow_depth(text) > MAX_FLOW_DEPTH:
         raise BatchError(f"{source} is nested more than {MAX_FLOW_DEPTH} levels deep.")
-    yaml = YAML(typ="safe")
     try:
-        documents = [node for node in yaml.compose_all(text) if node is not None]
+        documents = [node for node in compose_all(text) if node is not None]
     except MarkedYAMLError as exc:
         raise BatchError(_yaml_error(exc, source)) from None
     except (YAMLError, RecursionError):
