@@ -150,9 +150,6 @@ class LoadResult:
         return not self.errors
 
 
-# A certificate text parsed: the certificate (None on errors) and the findings.
-_Parsed = tuple[certs.ParsedCert | None, list[certs.Finding]]
-
 # From this many manifest files on, a forked child loads half of them (see _in_two_processes).
 PARALLEL_MIN_FILES = 1000
 
@@ -177,7 +174,8 @@ class _Pending:
     previous_aliases: tuple[str, ...]
     previous_nodes: tuple[YNode, ...]
     agents_managed: bool
-    parsed: _Parsed | None = None  # the inline certificate, parsed
+    problems: list[Problem] = field(default_factory=list)  # of its certificate (_prepare)
+    cert: DesiredCert | None = None  # the entry, when its certificate is usable (_prepare)
 
 
 def find_manifest_files(
@@ -279,18 +277,18 @@ def _load_files(
     policy: Policy,
     now: datetime,
 ) -> None:
-    contents = source.read_many(files)
+    health = certs.HealthPolicy(
+        expiry_warning_days=policy.expiry_warning_days, min_rsa_bits=policy.min_rsa_bits
+    )
 
     def work(paths: list[str]) -> _Batch:
-        return _load_batch(source, paths, contents, job_resource_folder)
+        return _load_batch(source, paths, job_resource_folder, health, now)
 
     pending: list[_Pending] = []
-    parsed_files: dict[str, _Parsed] = {}
     for batch in _in_two_processes(work, files):
         result.problems.extend(batch.problems)
         pending.extend(batch.pending)
-        parsed_files.update(batch.parsed_files)
-    _finish(pending, result, policy, now, parsed_files)
+    _finish(pending, result, policy)
 
 
 @dataclass(slots=True)
@@ -299,15 +297,20 @@ class _Batch:
 
     problems: list[Problem] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
-    parsed_files: dict[str, _Parsed] = field(default_factory=dict)
     warnings: list[tuple[str, type[Warning], str, int]] = field(default_factory=list)
 
 
 def _load_batch(
-    source: Source, paths: list[str], contents: dict[str, bytes], job_resource_folder: str
+    source: Source,
+    paths: list[str],
+    job_resource_folder: str,
+    health: certs.HealthPolicy,
+    now: datetime,
 ) -> _Batch:
-    """Parse and check ``paths`` and parse their certificates (the part that runs in parallel)."""
+    """Read, parse and check ``paths``, then parse and health-check their certificates: all
+    that needs no other file (the part that can run in parallel)."""
     batch = _Batch()
+    contents = source.read_many(paths)
     for path in paths:
         checker = Checker(path)
         docs, parse_problems = parse_documents(contents[path], path)
@@ -327,12 +330,62 @@ def _load_batch(
         batch.problems.extend(checker.problems)
     cert_files = sorted({p.cert_file for p in batch.pending if p.cert_file is not None})
     cert_contents = source.read_many(cert_files) if cert_files else {}
-    for name in cert_files:
-        batch.parsed_files[name] = certs.parse_certificate_text(cert_contents[name], source=name)
+    parsed_files = {
+        name: certs.parse_certificate_text(cert_contents[name], source=name) for name in cert_files
+    }
     for item in batch.pending:
-        if item.cert_text is not None:
-            item.parsed = certs.parse_certificate_text(item.cert_text, source=item.path)
+        if item.cert_file is not None:
+            parsed, findings = parsed_files[item.cert_file]
+            prefix = f"certificateFile {item.cert_file}: "
+        else:
+            assert item.cert_text is not None
+            parsed, findings = certs.parse_certificate_text(item.cert_text, source=item.path)
+            prefix = ""
+        _prepare(item, parsed, findings, prefix, health, now)
     return batch
+
+
+def _prepare(
+    item: _Pending,
+    parsed: certs.ParsedCert | None,
+    findings: list[certs.Finding],
+    prefix: str,
+    health: certs.HealthPolicy,
+    now: datetime,
+) -> None:
+    """The item's certificate problems and, when its certificate is usable, its entry."""
+    line, column = item.cert_node.line, item.cert_node.column
+    item.problems = [
+        Problem(item.path, line, column, finding.severity, finding.rule, prefix + finding.message)
+        for finding in findings
+    ]
+    if parsed is None:
+        return
+    facts: CertFacts = parsed.facts
+    item.problems.extend(
+        Problem(item.path, line, column, finding.severity, finding.rule, finding.message)
+        for finding in certs.health_findings(facts, health, now)
+    )
+    item.cert = DesiredCert(
+        alias=item.alias,
+        certificate=parsed.pem,
+        private_key_path=item.private_key_path,
+        job_resource_folder=item.job_resource_folder,
+        agents=item.agents,
+        facts=facts,
+        origin=Origin(
+            path=item.path,
+            document=item.document,
+            line=item.line,
+            column=item.column,
+            cert_line=line,
+            cert_column=column,
+            cert_file=item.cert_file,
+        ),
+        labels=item.labels,
+        previous_aliases=item.previous_aliases,
+        agents_managed=item.agents_managed,
+    )
 
 
 def _usable_cpus() -> int:
@@ -610,45 +663,14 @@ def _cert_file(checker: Checker, source: Source, path: str, node: YNode) -> str 
     return resolved
 
 
-def _finish(
-    pending: list[_Pending],
-    result: LoadResult,
-    policy: Policy,
-    now: datetime,
-    parsed_files: dict[str, _Parsed],
-) -> None:
-    health = certs.HealthPolicy(
-        expiry_warning_days=policy.expiry_warning_days, min_rsa_bits=policy.min_rsa_bits
-    )
+def _finish(pending: list[_Pending], result: LoadResult, policy: Policy) -> None:
+    """What needs every document at once: scope, duplicate aliases, case clashes, renames."""
     by_alias: dict[str, _Pending] = {}
     by_folded: dict[str, _Pending] = {}
     for item in pending:
-        line, column = item.cert_node.line, item.cert_node.column
-        if item.cert_file is not None:
-            parsed, findings = parsed_files[item.cert_file]
-            prefix = f"certificateFile {item.cert_file}: "
-        else:
-            assert item.parsed is not None
-            parsed, findings = item.parsed
-            prefix = ""
-        for finding in findings:
-            result.problems.append(
-                Problem(
-                    item.path,
-                    line,
-                    column,
-                    finding.severity,
-                    finding.rule,
-                    prefix + finding.message,
-                )
-            )
-        if parsed is None:
+        result.problems.extend(item.problems)
+        if item.cert is None:
             continue
-        facts: CertFacts = parsed.facts
-        for finding in certs.health_findings(facts, health, now):
-            result.problems.append(
-                Problem(item.path, line, column, finding.severity, finding.rule, finding.message)
-            )
         a_line, a_col = item.alias_node.line, item.alias_node.column
         if not policy.in_scope(item.alias):
             result.problems.append(
@@ -703,28 +725,7 @@ def _finish(
             )
         else:
             by_folded[folded] = item
-        result.certs.append(
-            DesiredCert(
-                alias=item.alias,
-                certificate=parsed.pem,
-                private_key_path=item.private_key_path,
-                job_resource_folder=item.job_resource_folder,
-                agents=item.agents,
-                facts=facts,
-                origin=Origin(
-                    path=item.path,
-                    document=item.document,
-                    line=item.line,
-                    column=item.column,
-                    cert_line=line,
-                    cert_column=column,
-                    cert_file=item.cert_file,
-                ),
-                labels=item.labels,
-                previous_aliases=item.previous_aliases,
-                agents_managed=item.agents_managed,
-            )
-        )
+        result.certs.append(item.cert)
     _check_renames([p for p in pending if p.alias in by_alias and by_alias[p.alias] is p], result)
     result.certs.sort(key=lambda c: c.alias)
 
