@@ -6,6 +6,8 @@ collected across all files (never just the first) so that one run tells the user
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
 import os
 import pickle
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from js7certctl import certs
 from js7certctl.config import Policy, check_folder
@@ -388,6 +391,30 @@ def _prepare(
     )
 
 
+class _BatchPickler(pickle.Pickler):
+    """Pickles the loader's dataclasses as calls of their classes with the fields in order.
+
+    Their own pickling (``__getstate__``/``__setstate__`` of frozen slotted dataclasses) sets
+    every field in a Python loop: twice the time, which the parent pays while it waits.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        names = _pickled_fields().get(type(obj))
+        if names is None:
+            return NotImplemented
+        return type(obj), tuple(getattr(obj, name) for name in names)
+
+
+@functools.cache
+def _pickled_fields() -> dict[type, tuple[str, ...]]:
+    classes: tuple[type, ...] = (_Pending, DesiredCert, Origin, CertFacts, Problem, YNode)
+    return {
+        cls: tuple(f.name for f in dataclasses.fields(cls))
+        for cls in classes
+        if all(f.init for f in dataclasses.fields(cls))
+    }
+
+
 def _usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -430,7 +457,7 @@ def _in_two_processes(work: Callable[[list[str]], _Batch], files: list[str]) -> 
                 batch = work(theirs)
             batch.warnings = [(str(w.message), w.category, w.filename, w.lineno) for w in seen]
             with os.fdopen(write_fd, "wb") as out:
-                pickle.dump(batch, out, protocol=pickle.HIGHEST_PROTOCOL)
+                _BatchPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
             code = 0
         finally:
             os._exit(code)

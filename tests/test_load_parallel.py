@@ -122,10 +122,11 @@ def test_a_failing_child_half_is_loaded_by_the_parent(
 ) -> None:
     serial = _load(repo, "HEAD", monkeypatch, parallel=False)
 
-    def broken_dump(*args: object, **kwargs: object) -> None:
-        raise OSError("the child cannot send its batch")
+    class BrokenPickler(pickle.Pickler):
+        def dump(self, obj: object) -> None:
+            raise OSError("the child cannot send its batch")
 
-    monkeypatch.setattr(pickle, "dump", broken_dump)
+    monkeypatch.setattr(manifest, "_BatchPickler", BrokenPickler)
     _same(serial, _load(repo, "HEAD", monkeypatch, parallel=True))
     assert len(forks) == 1
 
