@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -558,8 +557,3 @@ CASES: dict[str, Callable[[Context], list[Figure]]] = {
     "encrypt-values": case_encrypt_values,
     "encrypt-one": case_encrypt_one,
 }
-
-
-def environment_note() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return f"load average {load[0]:.2f}"
