@@ -70,7 +70,7 @@ def compare(
         fields.append(FIELD_JOB_RESOURCE_FOLDER)
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
-    if have.agents is not None and want.agents_managed:
+    if have.agents is not None and want.agents_managed and have.agents != want.agents:
         add = tuple(sorted(set(want.agents) - set(have.agents)))
         remove = tuple(sorted(set(have.agents) - set(want.agents)))
         if add or remove:
