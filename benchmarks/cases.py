@@ -106,6 +106,7 @@ class Figure:
             "wall_s": [round(s.wall, 4) for s in m.samples] if m else [],
             "cpu_median_s": round(m.cpu, 4) if m else None,
             "peak_rss_mb": round(m.peak_rss_mb, 1) if m else None,
+            "other_load": round(m.others, 2) if m and m.others is not None else None,
             "rate_per_s": round(self.rate, 1) if self.rate is not None else None,
             "targets": [
                 {"metric": t.metric, "bound": t.bound, "label": t.label, "met": t.met(self)}

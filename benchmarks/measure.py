@@ -31,6 +31,9 @@ class Sample:
     wall: float  # seconds
     cpu: float  # user + system seconds of the process and the children it waited for
     peak_rss_mb: float  # MiB
+    # Share of the machine's CPU time that other processes used meanwhile (0..1; None where
+    # /proc/stat is missing): a figure taken while the machine was busy elsewhere is slower.
+    others: float | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +53,30 @@ class Measurement:
     def peak_rss_mb(self) -> float:
         """The highest peak over the runs."""
         return max(s.peak_rss_mb for s in self.samples)
+
+    @property
+    def others(self) -> float | None:
+        """Median share of the CPU time that other processes used during the runs."""
+        values = [s.others for s in self.samples if s.others is not None]
+        return statistics.median(values) if values else None
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -90,6 +117,7 @@ def run_once(
         open(stdin, "rb") if stdin is not None else open(os.devnull, "rb") as stdin_file,
         open(err_path, "wb") as err,
     ):
+        busy_before = _busy_seconds()
         start = time.perf_counter()
         proc = subprocess.Popen(
             list(argv),
@@ -101,16 +129,22 @@ def run_once(
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        busy_after = _busy_seconds()
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     if code not in expect:
         tail = err_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:]
         raise BenchmarkError(
             f"{' '.join(argv[:6])} ... exited {code} in {cwd}:\n    " + "\n    ".join(tail)
         )
+    cpu = usage.ru_utime + usage.ru_stime
+    others = None
+    if busy_before is not None and busy_after is not None and wall > 0:
+        others = min(max((busy_after - busy_before - cpu) / (wall * _cpus()), 0.0), 1.0)
     return Sample(
         wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
+        cpu=cpu,
         peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+        others=others,
     )
 
 

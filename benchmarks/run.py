@@ -113,13 +113,13 @@ def _ratio(value: float) -> str:
 def table(figures: Sequence[Figure]) -> str:
     """A Markdown table: one row per figure."""
     rows = [
-        "| case | N | wall (median) | CPU | peak RSS | rate | target | comparison |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "| case | N | wall (median) | CPU | peak RSS | other load | rate | target | comparison |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for figure in figures:
         n = f"{figure.n:,}" if figure.n is not None else ""
         if figure.measurement is None:
-            rows.append(f"| {figure.title} | {n} | skipped: {figure.skipped} | | | | | |")
+            rows.append(f"| {figure.title} | {n} | skipped: {figure.skipped} | | | | | | |")
             continue
         m = figure.measurement
         rate = f"{figure.rate:,.0f}/s" if figure.rate is not None else ""
@@ -131,9 +131,10 @@ def table(figures: Sequence[Figure]) -> str:
             f"-> {_ratio(c.ratio(m.wall))}"
             for c in figure.comparisons
         )
+        others = f"{m.others:.0%}" if m.others is not None else ""
         rows.append(
             f"| {figure.title} | {n} | {_seconds(m.wall)} | {_seconds(m.cpu)} | "
-            f"{m.peak_rss_mb:.0f} MB | {rate} | {targets} | {comparisons} |"
+            f"{m.peak_rss_mb:.0f} MB | {others} | {rate} | {targets} | {comparisons} |"
         )
     return "\n".join(rows)
 
