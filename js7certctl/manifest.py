@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import io
 import os
 import pickle
 import posixpath
@@ -457,8 +458,12 @@ def _in_two_processes(work: Callable[[list[str]], _Batch], files: list[str]) -> 
                 warnings.simplefilter("always")
                 batch = work(theirs)
             batch.warnings = [(str(w.message), w.category, w.filename, w.lineno) for w in seen]
+            # Pickled in memory first: into the pipe it would wait for the parent at every
+            # 64 KiB, making the parent wait for the pickling once it reads.
+            buffer = io.BytesIO()
+            _BatchPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
             with os.fdopen(write_fd, "wb") as out:
-                _BatchPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
+                out.write(buffer.getbuffer())
             code = 0
         finally:
             os._exit(code)
