@@ -15,6 +15,7 @@ import pickle
 import posixpath
 import re
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -427,16 +428,17 @@ def _usable_cpus() -> int:
 def _in_two_processes(work: Callable[[list[str]], _Batch], files: list[str]) -> list[_Batch]:
     """``work`` over ``files``: with two CPUs or more, a forked child takes the second half.
 
-    Only for many files (below that, forking costs more than it saves), where ``os.fork``
-    exists and the process runs a single thread (a fork copies no other thread, and any lock
-    another thread holds would stay locked in the child). The child sends its batch back
+    Only for many files (below that, forking costs more than it saves), on Linux (macOS does
+    not support forking a process that may have used its system frameworks, e.g. for proxy
+    settings) and while the process runs a single thread (a fork copies no other thread, and
+    any lock another thread holds would stay locked in the child). The child sends its batch back
     pickled through a pipe and any warnings it saw, which are issued here. Whatever goes wrong
     with the child (it fails, dies or is killed), its half is loaded here instead, so the
     result is always the one a single process gives.
     """
     if (
         len(files) < PARALLEL_MIN_FILES
-        or not hasattr(os, "fork")
+        or not sys.platform.startswith("linux")
         or threading.active_count() != 1
         or _usable_cpus() < 2
     ):
