@@ -1,10 +1,10 @@
 """Measuring whole processes: wall time, CPU time and peak memory of each run.
 
-A run is started with :class:`subprocess.Popen` and reaped with :func:`os.wait4`, whose resource
-usage is the child's own: ``ru_maxrss`` is the peak resident set of the child or of any process
-it waited for (a forked worker, ``git``), whichever was largest; CPU time is the sum over all of
-them. The wall time runs from just before the start to just after the exit, so interpreter start
-and imports are included.
+A small launcher process forks the command and reaps it with :func:`os.wait4`, whose resource
+usage is the command's own: ``ru_maxrss`` is the peak resident set of the command or of any
+process it waited for (a forked worker, ``git``), whichever was largest; CPU time is the sum
+over all of them. The wall time runs from the fork to the exit, so interpreter start and
+imports are included.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +101,30 @@ def js7certctl(*args: str) -> list[str]:
     return [sys.executable, "-m", "js7certctl", *args]
 
 
+# Started by run_once: forks and execs the command, waits for it and writes its wall time,
+# CPU time, peak RSS and exit code to the descriptor named first. The measured process must not
+# be started by the benchmark process itself: Linux carries the RSS high-water mark of the
+# process that execs over into ru_maxrss, and this one holds all the generated data; a small
+# interpreter without site-packages does not distort the figure.
+_LAUNCHER = """
+import os, sys, time
+report, argv = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(report)
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+cpu = usage.ru_utime + usage.ru_stime
+os.write(report, f"{wall!r} {cpu!r} {usage.ru_maxrss} {code}".encode())
+"""
+
+
 def run_once(
     argv: Sequence[str],
     *,
@@ -113,39 +136,45 @@ def run_once(
 ) -> Sample:
     """Run ``argv`` once; stdout is discarded, stderr kept (in ``log``) for error messages."""
     err_path = log or (cwd / ".bench-stderr.txt")
-    with (
-        open(stdin, "rb") if stdin is not None else open(os.devnull, "rb") as stdin_file,
-        open(err_path, "wb") as err,
-    ):
-        busy_before = _busy_seconds()
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=stdin_file,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        busy_after = _busy_seconds()
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    read_fd, write_fd = os.pipe()
+    try:
+        with (
+            open(stdin, "rb") if stdin is not None else open(os.devnull, "rb") as stdin_file,
+            open(err_path, "wb") as err,
+        ):
+            busy_before = _busy_seconds()
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(write_fd), *argv],
+                cwd=cwd,
+                env=dict(env),
+                stdin=stdin_file,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_fd,),
+            )
+            os.close(write_fd)
+            write_fd = -1
+            with os.fdopen(read_fd, "rb") as report:
+                read_fd = -1
+                fields = report.read().decode().split()
+            proc.wait()
+            busy_after = _busy_seconds()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+    if len(fields) != 4:
+        raise BenchmarkError(f"the launcher of {argv[0]} failed (exit code {proc.returncode})")
+    wall, cpu, maxrss, code = float(fields[0]), float(fields[1]), int(fields[2]), int(fields[3])
     if code not in expect:
         tail = err_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:]
         raise BenchmarkError(
             f"{' '.join(argv[:6])} ... exited {code} in {cwd}:\n    " + "\n    ".join(tail)
         )
-    cpu = usage.ru_utime + usage.ru_stime
     others = None
     if busy_before is not None and busy_after is not None and wall > 0:
         others = min(max((busy_after - busy_before - cpu) / (wall * _cpus()), 0.0), 1.0)
-    return Sample(
-        wall=wall,
-        cpu=cpu,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
-        others=others,
-    )
+    return Sample(wall=wall, cpu=cpu, peak_rss_mb=maxrss / 1024, others=others)  # KiB on Linux
 
 
 def measure(
