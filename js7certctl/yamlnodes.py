@@ -10,6 +10,7 @@ process on such input (../shared/notes.md).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 # More opening brackets than this and we do not trust the C parser with the file.
 _SUSPICIOUS_BRACKETS = 2000
+# Block nesting needs a column per level or two (a mapping's sequence may share its column) or
+# two characters on one line ("- - - x"), so lines no longer than this bound block nesting far
+# below the depth (some 20,000 levels) at which the C parser crashes; longer lines go to the
+# pure-Python parser.
+_SUSPICIOUS_LINE = 1000
+# Flow brackets nested deeper than this are refused before parsing: the pure-Python scanner
+# takes time quadratic in the flow depth. The count ignores quoting, so it can only err towards
+# refusing text with more than this many unclosed brackets inside quoted scalars.
+_MAX_FLOW_DEPTH = 1000
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
@@ -144,6 +154,30 @@ def _yaml_error_problem(exc: Exception, path: str) -> Problem:
     return Problem(path, line, column, Severity.ERROR, "yaml-syntax", message)
 
 
+def _has_long_line(text: str) -> bool:
+    if len(text) <= _SUSPICIOUS_LINE:
+        return False
+    return any(len(line) > _SUSPICIOUS_LINE for line in text.split("\n"))
+
+
+def _flow_too_deep(text: str) -> tuple[int, int] | None:
+    """The 1-based line and column where brackets first nest deeper than _MAX_FLOW_DEPTH."""
+    depth = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > _MAX_FLOW_DEPTH:
+                return _position(text, match.start())
+        elif depth:
+            depth -= 1
+    return None
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def parse_documents(
     data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[list[YNode | None], list[Problem]]:
@@ -173,7 +207,22 @@ def parse_documents(
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    suspicious = text.count("[") + text.count("{") > _SUSPICIOUS_BRACKETS
+    brackets = text.count("[") + text.count("{")
+    if brackets > _SUSPICIOUS_BRACKETS:
+        too_deep = _flow_too_deep(text)
+        if too_deep is not None:
+            return [], [
+                Problem(
+                    path,
+                    too_deep[0],
+                    too_deep[1],
+                    Severity.ERROR,
+                    "yaml-too-deep",
+                    f"YAML is nested too deeply to read (brackets more than {_MAX_FLOW_DEPTH} "
+                    "levels deep)",
+                )
+            ]
+    suspicious = brackets > _SUSPICIOUS_BRACKETS or _has_long_line(text)
     yaml = YAML(typ="safe", pure=suspicious)
     docs: list[YNode | None] = []
     problems: list[Problem] = []
