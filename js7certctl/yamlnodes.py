@@ -140,7 +140,20 @@ def _decode(data: bytes, path: str) -> tuple[str | None, Problem | None]:
     return text, None
 
 
-def _yaml_error_problem(exc: Exception, path: str) -> Problem:
+def _yaml_error_problem(exc: Exception, path: str, text: str) -> Problem:
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):  # a ReaderError: a character YAML does not allow
+        line, column = _position(text, min(max(position, 0), len(text)))
+        character = getattr(exc, "character", None)
+        what = f"U+{character:04X}" if isinstance(character, int) else "a character"
+        return Problem(
+            path,
+            line,
+            column,
+            Severity.ERROR,
+            "yaml-syntax",
+            f"invalid YAML: the character {what} is not allowed in YAML text; remove it",
+        )
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = (mark.line + 1) if mark is not None else 1
     column = (mark.column + 1) if mark is not None else 1
@@ -149,7 +162,9 @@ def _yaml_error_problem(exc: Exception, path: str) -> Problem:
     message = f"invalid YAML: {problem}"
     if context:
         message += f" ({context})"
-    if "\t" in str(problem) or "tab" in str(problem):
+    index = getattr(mark, "index", None)
+    at_tab = isinstance(index, int) and 0 <= index < len(text) and text[index] == "\t"
+    if at_tab or "'\\t'" in str(problem):
         message += "; indent with spaces, not tabs"
     return Problem(path, line, column, Severity.ERROR, "yaml-syntax", message)
 
@@ -239,7 +254,7 @@ def parse_documents(
                 continue
             docs.append(_convert(node, set(), 0))
     except YAMLError as exc:
-        problems.append(_yaml_error_problem(exc, path))
+        problems.append(_yaml_error_problem(exc, path, text))
     except RecursionError:
         problems.append(
             Problem(
