@@ -154,11 +154,23 @@ def _yaml_error_problem(exc: Exception, path: str, text: str) -> Problem:
             "yaml-syntax",
             f"invalid YAML: the character {what} is not allowed in YAML text; remove it",
         )
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = (mark.line + 1) if mark is not None else 1
-    column = (mark.column + 1) if mark is not None else 1
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if "end of stream" in str(problem) and context and context_mark is not None:
+        # An unclosed quote or block: the end of the file says nothing; where it opened does.
+        what = str(context).removeprefix("while scanning ").removeprefix("while parsing ")
+        return Problem(
+            path,
+            context_mark.line + 1,
+            context_mark.column + 1,
+            Severity.ERROR,
+            "yaml-syntax",
+            f"invalid YAML: {what} starts here but is never closed (the file ends first)",
+        )
+    mark = getattr(exc, "problem_mark", None) or context_mark
+    line = (mark.line + 1) if mark is not None else 1
+    column = (mark.column + 1) if mark is not None else 1
     message = f"invalid YAML: {problem}"
     if context:
         message += f" ({context})"
