@@ -205,6 +205,24 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
+
+
+def _alias_use(text: str, line: int, column: int) -> tuple[int, int]:
+    """Where the anchored node at ``line:column`` is first used by an alias (``*name``).
+
+    The composer hands back the anchored node itself, so its position is the anchor's; the alias
+    that uses it is found in the text (best effort: the anchor's position when not found).
+    """
+    offset = sum(len(part) + 1 for part in text.split("\n")[: line - 1]) + column - 1
+    anchor = _ANCHOR.match(text, offset)
+    if anchor is None:
+        return line, column
+    use = re.compile(r"\*" + re.escape(anchor.group(1)) + r"(?![^\s,\[\]{}])")
+    found = use.search(text, anchor.end())
+    return _position(text, found.start()) if found else (line, column)
+
+
 def parse_documents(
     data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[list[YNode | None], list[Problem]]:
@@ -285,11 +303,12 @@ def parse_documents(
             )
         )
     except _AliasUsed as exc:
+        line, column = _alias_use(text, exc.line, exc.column)
         problems.append(
             Problem(
                 path,
-                exc.line,
-                exc.column,
+                line,
+                column,
                 Severity.ERROR,
                 "yaml-alias",
                 "YAML aliases (*name) are not supported here; write the value out",
