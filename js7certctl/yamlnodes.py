@@ -118,7 +118,26 @@ def _convert(node: Any, seen: set[int], depth: int) -> YNode:
     return YNode("scalar", tag, value, line, column)
 
 
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
 def _decode(data: bytes, path: str) -> tuple[str | None, Problem | None]:
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            # PowerShell's `>` writes UTF-16: say so rather than "binary file".
+            return None, Problem(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "yaml-encoding",
+                f"the file is {name} text; save it as UTF-8",
+            )
     if b"\x00" in data[:8192]:
         return None, Problem(
             path, 1, 1, Severity.ERROR, "yaml-binary", "this is a binary file, not YAML text"
