@@ -84,6 +84,8 @@ class _Group(TyperGroup):
                 err=True,
             )
             sys.exit(EXIT_ERROR)
+        if code == EXIT_INTERRUPTED:  # Typer turns ^C into a silent exit 130
+            typer.echo("Interrupted.", err=True)
         sys.exit(code if isinstance(code, int) else 0)
 
 
