@@ -32,9 +32,7 @@ def _config(repo: GitRepo, joc: JocEmulator) -> None:
 def test_import_then_plan_is_empty_on_joc(repo: GitRepo, joc: JocEmulator) -> None:
     _config(repo, joc)
     repo.commit("config")
-    joc.state.put_certificate(
-        "agent-a", certgen.make_cert(cn="a"), "/keys/a.key", "/Encryption"
-    )
+    joc.state.put_certificate("agent-a", certgen.make_cert(cn="a"), "/keys/a.key", "/Encryption")
     joc.state.put_certificate("agent-b", certgen.make_cert(cn="b"), None, "/Other/Place")
     joc.state.assign("agent-b", "agent-001")
     joc.state.assign("agent-b", "subagent-002")
