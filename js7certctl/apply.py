@@ -21,12 +21,14 @@ from js7certctl.planfile import Plan, changed_aliases, live_fingerprint
 class Step:
     kind: str  # "store", "assign", "unassign", "delete"
     alias: str
+    change: Change
     agent: str | None = None
-    action: Action | None = None  # the change's action, for stores
 
     def describe(self) -> str:
         if self.kind == "store":
-            verb = "created" if self.action is Action.CREATE else "updated"
+            if self.change.action is Action.RENAME:
+                return f"created {self.alias} (renamed from {self.change.renamed_from})"
+            verb = "created" if self.change.action is Action.CREATE else "updated"
             return f"{verb} {self.alias}"
         if self.kind == "assign":
             return f"assigned {self.alias} to Agent {self.agent}"
@@ -42,13 +44,20 @@ class ApplyReport:
 
 
 def steps_of(changes: list[Change]) -> list[Step]:
-    stores = [Step("store", c.alias, action=c.action) for c in changes if c.needs_store and c.after]
+    """Stores (creates, updates, renames), then assignment changes, then deletes (the old
+    aliases of renames last)."""
+    stores = [Step("store", c.alias, c) for c in changes if c.needs_store and c.after]
     assignments: list[Step] = []
     for change in changes:
-        if change.action in (Action.CREATE, Action.UPDATE):
-            assignments += [Step("assign", change.alias, agent) for agent in change.agents_add]
-            assignments += [Step("unassign", change.alias, agent) for agent in change.agents_remove]
-    deletes = [Step("delete", c.alias) for c in changes if c.action is Action.DELETE]
+        if change.action in (Action.CREATE, Action.UPDATE, Action.RENAME):
+            assignments += [Step("assign", change.alias, change, a) for a in change.agents_add]
+            assignments += [Step("unassign", change.alias, change, a) for a in change.agents_remove]
+    deletes = [Step("delete", c.alias, c) for c in changes if c.action is Action.DELETE]
+    deletes += [
+        Step("delete", c.renamed_from, c)
+        for c in changes
+        if c.action is Action.RENAME and c.renamed_from is not None
+    ]
     return stores + assignments + deletes
 
 
@@ -69,12 +78,11 @@ def apply_plan(
     """Apply ``plan`` exactly; raise StalePlanError before any write if the keystore moved."""
     report = ApplyReport()
     steps = steps_of(plan.changes)
-    by_alias = {c.alias: c for c in plan.changes}
     with keystore.writer(audit):
         check_not_stale(plan, keystore)
         for index, step in enumerate(steps, start=1):
             try:
-                _run(step, by_alias[step.alias], keystore, audit)
+                _run(step, keystore, audit)
             except Js7CertCtlError as exc:
                 raise ApplyError(_failure(report, steps, step, str(exc))) from None
             except OSError as exc:
@@ -83,7 +91,7 @@ def apply_plan(
                 ) from None
             report.done.append(step)
             if step.kind == "delete":
-                before = by_alias[step.alias].before
+                before = step.change.before
                 if before is not None and before.job_resource_folder:
                     folder = before.job_resource_folder.rstrip("/")
                     report.left_behind.append(f"{folder}/{step.alias}")
@@ -95,9 +103,9 @@ def apply_plan(
     return report
 
 
-def _run(step: Step, change: Change, keystore: Keystore, audit: AuditLog) -> None:
+def _run(step: Step, keystore: Keystore, audit: AuditLog) -> None:
     if step.kind == "store":
-        after = change.after
+        after = step.change.after
         assert after is not None
         keystore.store(
             after.alias, after.certificate, after.private_key_path, after.job_resource_folder, audit
@@ -127,7 +135,8 @@ def _verify(plan: Plan, keystore: Keystore) -> None:
     live = keystore.list_entries()
     desired = [c.after for c in plan.changes if c.after is not None]
     deleted = {c.alias for c in plan.changes if c.action is Action.DELETE}
-    planned = {c.alias for c in plan.changes}
+    deleted |= {c.renamed_from for c in plan.changes if c.renamed_from is not None}
+    planned = {c.alias for c in plan.changes} | deleted
     relevant = [e for e in live if e.alias in planned]
     result = diff(desired, relevant, plan.guards.policy(), allow_mass_delete=True)
     wrong = [c.alias for c in result.actionable if c.alias in planned]

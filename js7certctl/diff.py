@@ -56,7 +56,7 @@ def compare(
     if have_facts is None:
         fields.append(FIELD_CERTIFICATE)
         reasons.append("the live certificate cannot be read")
-    elif "PRIVATE KEY" in have.certificate:
+    elif certs.contains_private_key(have.certificate):
         fields.append(FIELD_CERTIFICATE)
         reasons.append("the live entry holds a private key; storing replaces it")
     elif have_facts.fingerprint != want.fingerprint:
@@ -70,12 +70,28 @@ def compare(
         fields.append(FIELD_JOB_RESOURCE_FOLDER)
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
-    if have.agents is not None:
+    if have.agents is not None and want.agents_managed:
         add = tuple(sorted(set(want.agents) - set(have.agents)))
         remove = tuple(sorted(set(have.agents) - set(want.agents)))
         if add or remove:
             fields.append(FIELD_AGENTS)
     return tuple(fields), add, remove, tuple(reasons)
+
+
+def _renames(wanted: dict[str, DesiredCert], have: dict[str, LiveEntry]) -> dict[str, str]:
+    """new alias -> old alias, for manifests whose previousAliases name a live alias that no
+    manifest claims any more, while the new alias is not live yet."""
+    renames: dict[str, str] = {}
+    taken: set[str] = set()
+    for alias in sorted(wanted):
+        if alias in have:
+            continue
+        for old in wanted[alias].previous_aliases:
+            if old in have and old not in wanted and old not in taken:
+                renames[alias] = old
+                taken.add(old)
+                break
+    return renames
 
 
 def diff(
@@ -90,10 +106,38 @@ def diff(
     result = DiffResult()
     wanted = {d.alias: d for d in desired}
     have = {entry.alias: entry for entry in live if policy.in_scope(entry.alias)}
+    renames = _renames(wanted, have)
+    consumed = set(renames.values())
     for alias in sorted(wanted.keys() | have.keys()):
         want = wanted.get(alias)
         entry = have.get(alias)
-        if want is not None and entry is None:
+        if alias in consumed:
+            continue
+        if want is not None and alias in renames:
+            old = have[renames[alias]]
+            pattern = _protecting_pattern(policy, old.alias)
+            if pattern is not None:
+                result.errors.append(
+                    f"renaming {old.alias!r} to {alias!r} deletes {old.alias!r}, which is "
+                    f"protected by policy.protect ({pattern!r}); remove the protection in a "
+                    "reviewed change first"
+                )
+                continue
+            carried = want.agents if want.agents_managed else (old.agents or ())
+            result.changes.append(
+                Change(
+                    alias=alias,
+                    action=Action.RENAME,
+                    before=old,
+                    after=want,
+                    fields=(FIELD_CERTIFICATE, FIELD_PRIVATE_KEY_PATH, FIELD_JOB_RESOURCE_FOLDER)
+                    + ((FIELD_AGENTS,) if carried else ()),
+                    agents_add=tuple(sorted(carried)),
+                    before_facts=facts_of(old.certificate),
+                    renamed_from=old.alias,
+                )
+            )
+        elif want is not None and entry is None:
             result.changes.append(
                 Change(
                     alias=alias,
@@ -159,6 +203,8 @@ def simulate(live: Sequence[LiveEntry], changes: Sequence[Change]) -> list[LiveE
         if change.action is Action.DELETE:
             state.pop(change.alias, None)
             continue
+        if change.action is Action.RENAME and change.renamed_from is not None:
+            state.pop(change.renamed_from, None)
         if change.after is None or change.action is Action.NOOP:
             continue
         old = state.get(change.alias)

@@ -150,6 +150,8 @@ class _Pending:
     agents: tuple[str, ...]
     labels: tuple[tuple[str, str], ...]
     previous_aliases: tuple[str, ...]
+    previous_nodes: tuple[YNode, ...]
+    agents_managed: bool
 
 
 def find_manifest_files(
@@ -270,6 +272,7 @@ def _check_document(
     alias_node: YNode | None = None
     labels: list[tuple[str, str]] = []
     previous: list[str] = []
+    previous_nodes: list[YNode] = []
     if "metadata" in top:
         mkey, mnode = top["metadata"]
         meta = checker.mapping(mnode, "metadata", allowed=_METADATA, required=("alias",), at=mkey)
@@ -296,8 +299,13 @@ def _check_document(
                     why = alias_problem(pvalue)
                     if why:
                         checker.error(pnode, "alias-name", f"previousAliases: {why}")
+                    elif pvalue in previous:
+                        checker.error(
+                            pnode, "duplicate-previous-alias", f"{pvalue!r} is listed twice"
+                        )
                     else:
                         previous.append(pvalue)
+                        previous_nodes.append(pnode)
 
     cert_node: YNode | None = None
     cert_text: str | None = None
@@ -305,6 +313,7 @@ def _check_document(
     key_path: str | None = None
     folder = default_folder
     agents: list[str] = []
+    agents_managed = False
     if "spec" in top:
         skey, snode = top["spec"]
         spec = checker.mapping(snode, "spec", allowed=_SPEC, at=skey)
@@ -365,6 +374,7 @@ def _check_document(
                     or folder
                 )
             if "agents" in spec:
+                agents_managed = True
                 seen: dict[str, YNode] = {}
                 for anode, agent in checker.string_list(spec["agents"][1], "spec.agents") or []:
                     if agent in seen:
@@ -396,6 +406,8 @@ def _check_document(
         agents=tuple(sorted(agents)),
         labels=tuple(labels),
         previous_aliases=tuple(previous),
+        previous_nodes=tuple(previous_nodes),
+        agents_managed=agents_managed,
     )
 
 
@@ -545,6 +557,55 @@ def _finish(
                 ),
                 labels=item.labels,
                 previous_aliases=item.previous_aliases,
+                agents_managed=item.agents_managed,
             )
         )
+    _check_renames([p for p in pending if p.alias in by_alias and by_alias[p.alias] is p], result)
     result.certs.sort(key=lambda c: c.alias)
+
+
+def _check_renames(items: list[_Pending], result: LoadResult) -> None:
+    """previousAliases must name neither a current alias nor the same old alias twice."""
+    current = {item.alias: item for item in items}
+    claimed: dict[str, tuple[_Pending, YNode]] = {}
+    for item in items:
+        for old, node in zip(item.previous_aliases, item.previous_nodes, strict=True):
+            if old == item.alias:
+                result.problems.append(
+                    Problem(
+                        item.path,
+                        node.line,
+                        node.column,
+                        Severity.ERROR,
+                        "rename-conflict",
+                        f"previousAliases lists the alias {old!r} itself",
+                    )
+                )
+            elif old in current:
+                other = current[old]
+                result.problems.append(
+                    Problem(
+                        item.path,
+                        node.line,
+                        node.column,
+                        Severity.ERROR,
+                        "rename-conflict",
+                        f"previousAliases lists {old!r}, which is still an alias at "
+                        f"{other.path}:{other.alias_node.line}; remove one of them",
+                    )
+                )
+            elif old in claimed:
+                first, first_node = claimed[old]
+                result.problems.append(
+                    Problem(
+                        item.path,
+                        node.line,
+                        node.column,
+                        Severity.ERROR,
+                        "rename-conflict",
+                        f"{old!r} is also a previous alias of {first.alias!r} at "
+                        f"{first.path}:{first_node.line}; an alias can be renamed only once",
+                    )
+                )
+            else:
+                claimed[old] = (item, node)

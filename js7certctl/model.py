@@ -105,6 +105,9 @@ class DesiredCert:
     origin: Origin = field(default_factory=lambda: Origin(path=""))
     labels: tuple[tuple[str, str], ...] = ()
     previous_aliases: tuple[str, ...] = ()
+    # False when the manifest has no `agents` key: the alias's assignments are then not managed
+    # (never compared, never changed), except that a rename carries them over.
+    agents_managed: bool = True
 
     @property
     def fingerprint(self) -> str:
@@ -131,6 +134,7 @@ class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    RENAME = "rename"  # store the new alias, carry the assignments over, delete the old one
     NOOP = "no-op"
 
 
@@ -155,11 +159,12 @@ class Change:
     agents_remove: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     before_facts: CertFacts | None = None  # facts of the live certificate (never its text)
+    renamed_from: str | None = None  # for renames: the old alias (``before`` is its entry)
 
     @property
     def needs_store(self) -> bool:
         """Create, or an update of a field that only a store can change."""
-        if self.action is Action.CREATE:
+        if self.action in (Action.CREATE, Action.RENAME):
             return True
         if self.action is not Action.UPDATE:
             return False

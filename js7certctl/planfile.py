@@ -164,6 +164,7 @@ def desired_to_json(cert: DesiredCert) -> dict[str, Any]:
         "facts": facts_to_json(cert.facts),
         "origin": {"path": cert.origin.path, "line": cert.origin.line},
         "previousAliases": list(cert.previous_aliases),
+        "agentsManaged": cert.agents_managed,
     }
 
 
@@ -178,6 +179,7 @@ def desired_from_json(data: dict[str, Any]) -> DesiredCert:
         facts=facts_from_json(data["facts"]),
         origin=Origin(path=str(origin.get("path", "")), line=int(origin.get("line", 1))),
         previous_aliases=tuple(str(a) for a in data.get("previousAliases", [])),
+        agents_managed=bool(data.get("agentsManaged", True)),
     )
 
 
@@ -213,6 +215,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "before": live_to_json(change.before) if change.before is not None else None,
         "beforeFacts": facts_to_json(change.before_facts) if change.before_facts else None,
         "after": desired_to_json(change.after) if change.after is not None else None,
+        "renamedFrom": change.renamed_from,
     }
 
 
@@ -227,6 +230,7 @@ def change_from_json(data: dict[str, Any]) -> Change:
         agents_remove=tuple(data.get("agentsRemove", [])),
         reasons=tuple(data.get("reasons", [])),
         before_facts=facts_from_json(data["beforeFacts"]) if data.get("beforeFacts") else None,
+        renamed_from=data.get("renamedFrom"),
     )
 
 
@@ -298,6 +302,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
             "add": plan.count(Action.CREATE),
             "change": plan.count(Action.UPDATE),
             "delete": plan.count(Action.DELETE),
+            "rename": plan.count(Action.RENAME),
             "unchanged": plan.unchanged,
         },
         "changes": [change_to_json(c) for c in plan.changes],

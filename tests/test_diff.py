@@ -26,6 +26,8 @@ def desired(
     key: str | None = "/keys/a.key",
     folder: str = "/Encryption",
     agents: tuple[str, ...] = (),
+    previous: tuple[str, ...] = (),
+    managed: bool = True,
 ) -> DesiredCert:
     parsed, findings = certs.parse_certificate_text(cert_pem(cert))
     assert parsed is not None, findings
@@ -36,6 +38,8 @@ def desired(
         job_resource_folder=folder,
         agents=tuple(sorted(agents)),
         facts=parsed.facts,
+        previous_aliases=previous,
+        agents_managed=managed,
     )
 
 
@@ -265,10 +269,21 @@ CERTS = st.integers(min_value=0, max_value=2)
 @st.composite
 def desired_sets(draw: st.DrawFn) -> list[DesiredCert]:
     aliases = draw(st.lists(ALIASES, unique=True, max_size=4))
-    return [
-        desired(a, cert=draw(CERTS), key=draw(KEYS), folder=draw(FOLDERS), agents=draw(AGENTS))
-        for a in aliases
-    ]
+    result = []
+    for a in aliases:
+        managed = draw(st.booleans())
+        result.append(
+            desired(
+                a,
+                cert=draw(CERTS),
+                key=draw(KEYS),
+                folder=draw(FOLDERS),
+                agents=draw(AGENTS) if managed else (),
+                previous=tuple(draw(st.lists(ALIASES, unique=True, max_size=2))),
+                managed=managed,
+            )
+        )
+    return result
 
 
 @st.composite
@@ -311,3 +326,47 @@ def test_diff_of_a_state_with_itself_is_empty(want: list[DesiredCert]) -> None:
     result = diff(want, [_as_live(c) for c in want], Policy())
     assert result.actionable == []
     assert all(c.action is Action.NOOP for c in result.changes)
+
+
+# ----------------------------------------------------------------------------- renames, agents
+
+
+def test_agents_not_in_the_manifest_are_not_managed() -> None:
+    result = diff([desired("a", managed=False)], [live("a", agents=("x", "y"))], Policy())
+    assert result.changes[0].action is Action.NOOP
+
+
+def test_rename_is_one_change_that_carries_the_assignments_over() -> None:
+    want = desired("new", key="/keys/new.key", previous=("old",), managed=False)
+    result = diff([want], [live("old", agents=("x", "y"))], Policy())
+    assert result.errors == []
+    assert len(result.changes) == 1
+    change = result.changes[0]
+    assert (change.alias, change.action, change.renamed_from) == ("new", Action.RENAME, "old")
+    assert change.agents_add == ("x", "y")
+    after = simulate([live("old", agents=("x", "y"))], result.actionable)
+    assert [(e.alias, e.agents) for e in after] == [("new", ("x", "y"))]
+
+
+def test_rename_with_declared_agents_uses_the_manifest() -> None:
+    want = desired("new", previous=("old",), agents=("z",))
+    result = diff([want], [live("old", agents=("x",))], Policy())
+    assert result.changes[0].agents_add == ("z",)
+
+
+def test_no_rename_when_both_aliases_are_live_or_the_old_one_is_gone() -> None:
+    want = desired("new", previous=("old",))
+    both = diff([want], [live("old"), live("new")], Policy())
+    assert [(c.alias, c.action) for c in both.changes] == [
+        ("new", Action.NOOP),
+        ("old", Action.DELETE),
+    ]
+    gone = diff([want], [], Policy())
+    assert [(c.alias, c.action) for c in gone.changes] == [("new", Action.CREATE)]
+
+
+def test_renaming_a_protected_alias_is_an_error() -> None:
+    want = desired("prod-new", previous=("prod-old",))
+    result = diff([want], [live("prod-old")], Policy(protect=("prod-old",)))
+    assert result.changes == []
+    assert "renaming 'prod-old' to 'prod-new' deletes 'prod-old'" in result.errors[0]

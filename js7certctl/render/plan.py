@@ -21,14 +21,27 @@ from js7certctl.planfile import Plan, plan_to_json
 from js7certctl.render.common import Style, dumps, plain, plural
 
 MARKDOWN_LIMIT = 60_000
-_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " "}
-_COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red", Action.NOOP: ""}
+_SYMBOL = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.RENAME: ">",
+    Action.NOOP: " ",
+}
+_COLOUR = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.DELETE: "red",
+    Action.RENAME: "cyan",
+    Action.NOOP: "",
+}
 
 
 def summary_line(plan: Plan) -> str:
+    renames = plan.count(Action.RENAME)
     return (
         f"Plan: {plan.count(Action.CREATE)} to add, {plan.count(Action.UPDATE)} to change, "
-        f"{plan.count(Action.DELETE)} to delete."
+        f"{plan.count(Action.DELETE)} to delete" + (f", {renames} to rename." if renames else ".")
     )
 
 
@@ -111,6 +124,37 @@ def _field_lines(change: Change, now: datetime) -> list[tuple[str, str]]:
         if after.agents:
             rows.append(("agents", ", ".join(f"+ {a}" for a in after.agents)))
         return rows
+    if change.action is Action.RENAME and after is not None and before is not None:
+        rows.append(
+            ("renamedFrom", f"{change.renamed_from} (deleted after the new alias is stored)")
+        )
+        if (
+            change.before_facts is None
+            or change.before_facts.fingerprint != after.facts.fingerprint
+        ):
+            rows.append(("certificate", _facts(change.before_facts, now)))
+            rows.append(("", "-> " + _facts(after.facts, now)))
+        else:
+            rows.append(("certificate", _facts(after.facts, now) + " (unchanged)"))
+        if (before.private_key_path or None) != after.private_key_path:
+            rows.append(
+                (
+                    "privateKeyPath",
+                    f"{_key_path(before.private_key_path)} -> {_key_path(after.private_key_path)}",
+                )
+            )
+        else:
+            rows.append(("privateKeyPath", _key_path(after.private_key_path)))
+        rows.append(("jobResourceFolder", after.job_resource_folder))
+        if change.agents_add:
+            rows.append(
+                ("agents", ", ".join(f"+ {a}" for a in change.agents_add) + " (carried over)")
+            )
+        folder = before.job_resource_folder
+        old = change.renamed_from or ""
+        resource = f"{folder.rstrip('/')}/{old}" if folder else old
+        rows.append(("jobResource", f"{resource} stays behind in the inventory"))
+        return rows
     if change.action is Action.DELETE and before is not None:
         rows.append(("certificate", _facts(change.before_facts, now)))
         rows.append(("privateKeyPath", _key_path(before.private_key_path)))
@@ -160,6 +204,8 @@ def render_text(plan: Plan, now: datetime, style: Style = plain) -> str:
     warnings = _warnings_by_alias(plan)
     for change in plan.changes:
         head = f"  {_SYMBOL[change.action]} {change.alias}"
+        if change.renamed_from:
+            head += f" (renamed from {change.renamed_from})"
         notes = [w.message for w in warnings.get(change.alias, [])]
         head = style(head, _COLOUR[change.action])
         if notes:
