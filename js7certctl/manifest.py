@@ -178,7 +178,11 @@ def find_manifest_files(
             continue
         kind = source.kind(path)
         if kind == "dir":
-            files.update(p for p in source.walk(path) if p.endswith(YAML_SUFFIXES))
+            for found in source.walk(path):
+                if found.endswith(YAML_SUFFIXES):
+                    real = _manifest_file(source, found, problems)
+                    if real is not None:
+                        files.add(real)
         elif kind == "file":
             files.add(path)
         else:
@@ -195,6 +199,42 @@ def find_manifest_files(
     if config_path is not None:
         files.discard(config_path)
     return sorted(files), problems
+
+
+def _manifest_file(source: Source, path: str, problems: list[Problem]) -> str | None:
+    """The file a found manifest path really is (symlinks followed inside the tree), or None
+    with a problem when it leads out of the repository, nowhere, or to no regular file."""
+    try:
+        real = source.resolve(path)
+    except PathEscape as exc:
+        problems.append(
+            Problem(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "manifest-escape",
+                f"this manifest is not read: {exc.reason}; keep manifests inside the repository",
+            )
+        )
+        return None
+    kind = source.kind(real)
+    if kind == "file":
+        return real
+    if kind == "missing":
+        rule, message = (
+            "manifest-missing",
+            f"this manifest is a symlink to {real}, which does not exist",
+        )
+    elif kind == "dir":
+        rule, message = "manifest-not-file", f"this manifest is a symlink to the folder {real}"
+    else:
+        rule, message = (
+            "manifest-not-file",
+            "this manifest is not a regular file (a pipe, socket or device)",
+        )
+    problems.append(Problem(path, 1, 1, Severity.ERROR, rule, message + "; remove it"))
+    return None
 
 
 def load_manifests(

@@ -59,7 +59,8 @@ class Source(Protocol):
     def root(self) -> Path: ...
 
     def kind(self, path: str) -> str:
-        """ "file", "dir" or "missing" for a resolved path (no symlinks left in it)."""
+        """ "file", "dir", "missing" or "other" (a pipe, socket or device) for a resolved path
+        (no symlinks left in it)."""
         ...
 
     def resolve(self, path: str) -> str:
@@ -136,6 +137,8 @@ class WorktreeSource:
             return "dir"
         if os.path.isfile(full):
             return "file"
+        if os.path.lexists(full):
+            return "other"  # a pipe would block the read, a device never end
         return "missing"
 
     def walk(self, folder: str) -> list[str]:
