@@ -17,11 +17,12 @@ from js7certctl.config import Policy, check_folder
 from js7certctl.errors import SourceError
 from js7certctl.model import CertFacts, DesiredCert, Origin, Problem, Severity
 from js7certctl.source import PathEscape, Source, normalize
-from js7certctl.yamlnodes import Checker, YNode, parse_documents
+from js7certctl.yamlnodes import MAX_FILE_BYTES, Checker, YNode, parse_documents, too_large
 
 API_VERSION = "js7certctl/v1"
 KIND = "EncryptionCertificate"
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024
 
 _TOP = ("apiVersion", "kind", "metadata", "spec")
 _METADATA = ("alias", "labels", "previousAliases")
@@ -261,9 +262,13 @@ def load_manifests(
             hint="Create one with `js7certctl init`, or list the manifest folders under "
             "`manifests:` in js7certctl.yaml.",
         )
-    contents = source.read_many(files)
+    sizes = source.sizes(files)
+    contents = source.read_many([p for p in files if sizes[p] <= MAX_FILE_BYTES])
     pending: list[_Pending] = []
     for path in files:
+        if path not in contents:  # never read whole: it could be any size
+            result.problems.append(too_large(path, sizes[path]))
+            continue
         checker = Checker(path)
         docs, parse_problems = parse_documents(contents[path], path)
         checker.problems.extend(parse_problems)
@@ -486,8 +491,23 @@ def _finish(
     source: Source, pending: list[_Pending], result: LoadResult, policy: Policy, now: datetime
 ) -> None:
     files = sorted({p.cert_file for p in pending if p.cert_file is not None})
-    contents = source.read_many(files) if files else {}
+    sizes = source.sizes(files) if files else {}
+    contents = source.read_many([f for f in files if sizes[f] <= MAX_CERTIFICATE_FILE_BYTES])
     parsed_files: dict[str, tuple[certs.ParsedCert | None, list[certs.Finding]]] = {}
+    for name in files:
+        if name not in contents:  # never read whole: it could be any size
+            size = f"{sizes[name] / (1024 * 1024):.1f} MiB"
+            parsed_files[name] = (
+                None,
+                [
+                    certs.Finding(
+                        Severity.ERROR,
+                        "certificate-file-too-large",
+                        f"the file is {size}, too large for a certificate (a certificate has a few "
+                        f"KiB; files are limited to {MAX_CERTIFICATE_FILE_BYTES // 1024} KiB)",
+                    )
+                ],
+            )
     health = certs.HealthPolicy(
         expiry_warning_days=policy.expiry_warning_days, min_rsa_bits=policy.min_rsa_bits
     )

@@ -71,6 +71,10 @@ class Source(Protocol):
         """Files under a resolved folder, recursively, skipping dot entries, sorted."""
         ...
 
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        """Sizes in bytes of resolved files, without reading them (to refuse huge ones)."""
+        ...
+
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         """Contents of resolved files."""
         ...
@@ -152,12 +156,31 @@ class WorktreeSource:
                     found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
         return sorted(found)
 
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for path in paths:
+            try:
+                result[path] = os.stat(self._abs(path)).st_size
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
+        return result
+
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         result: dict[str, bytes] = {}
         for path in paths:
-            with open(self._abs(path), "rb") as handle:
-                result[path] = handle.read()
+            try:
+                with open(self._abs(path), "rb") as handle:
+                    result[path] = handle.read()
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
         return result
+
+
+def _unreadable(path: str, exc: OSError) -> SourceError:
+    return SourceError(
+        f"cannot read {path}: {exc.strerror or exc}",
+        hint="Check that the file exists and is readable by this user.",
+    )
 
 
 def _is_loop(path: str) -> bool:
@@ -178,6 +201,7 @@ class GitTreeSource:
         self._files: dict[str, tuple[str, str]] = {}  # path -> (mode, object id)
         self._dirs: set[str] = {""}
         self._cache: dict[str, bytes] = {}
+        self._sizes: dict[str, int] = {}  # object id -> size
         out = _git(git_dir_root, "ls-tree", "-r", "-z", "--full-tree", commit)
         for record in out.split(b"\0"):
             if not record:
@@ -247,6 +271,18 @@ class GitTreeSource:
                 continue
             found.append(path)
         return sorted(found)
+
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        oids = {path: self._files[path][1] for path in paths}
+        missing = sorted({oid for oid in oids.values() if oid not in self._sizes})
+        if missing:
+            out = _git(self._root, "cat-file", "--batch-check", stdin="\n".join(missing) + "\n")
+            for oid, line in zip(missing, out.decode().splitlines(), strict=True):
+                fields = line.split(" ")
+                if len(fields) != 3:
+                    raise SourceError(f"Git could not read object {oid}: {line}")
+                self._sizes[oid] = int(fields[2])
+        return {path: self._sizes[oid] for path, oid in oids.items()}
 
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         oids = {path: self._files[path][1] for path in paths}

@@ -242,6 +242,19 @@ def _alias_use(text: str, line: int, column: int) -> tuple[int, int]:
     return _position(text, found.start()) if found else (line, column)
 
 
+def too_large(path: str, size: int, max_bytes: int = MAX_FILE_BYTES) -> Problem:
+    """The problem for a YAML file too large to read (checked before reading it, if possible)."""
+    return Problem(
+        path,
+        1,
+        1,
+        Severity.ERROR,
+        "file-too-large",
+        f"file is {size / (1024 * 1024):.1f} MiB; files are limited to {max_bytes // 1024} KiB, "
+        "split it into smaller manifests",
+    )
+
+
 def parse_documents(
     data: bytes, path: str, *, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[list[YNode | None], list[Problem]]:
@@ -251,18 +264,7 @@ def parse_documents(
     On a syntax error the documents before it are still returned.
     """
     if len(data) > max_bytes:
-        size = f"{len(data) / (1024 * 1024):.1f} MiB"
-        return [], [
-            Problem(
-                path,
-                1,
-                1,
-                Severity.ERROR,
-                "file-too-large",
-                f"file is {size}; files are limited to {max_bytes // 1024} KiB, "
-                "split it into smaller manifests",
-            )
-        ]
+        return [], [too_large(path, len(data), max_bytes)]
     text, problem = _decode(data, path)
     if text is None:
         assert problem is not None
