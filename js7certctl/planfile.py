@@ -324,6 +324,51 @@ def plan_from_json(data: Any, name: str) -> Plan:
             f"version {FORMAT_VERSION} only",
             hint="Make the plan again with this version of js7certctl.",
         )
+    plan = _plan_from_json(data, name)
+    _check_changes(plan.changes, name)
+    return plan
+
+
+def _check_changes(changes: list[Change], name: str) -> None:
+    """Refuse a plan whose entries could not have come from valid manifests (a damaged or edited
+    file): apply sends what the plan holds, so it must never send a private key, a bundle, a
+    certificate other than the one the plan shows, or an alias JS7 cannot use."""
+    from js7certctl.certs import parse_certificate_text
+    from js7certctl.manifest import alias_problem
+
+    def refuse(reason: str) -> PlanFileError:
+        return PlanFileError(
+            f"{name} is damaged or was edited: {reason}; nothing was changed",
+            hint="Make the plan again with `js7certctl plan --out FILE`.",
+        )
+
+    for change in changes:
+        for alias in (change.alias, change.renamed_from):
+            if alias is not None and alias_problem(alias) is not None:
+                raise refuse(f"the alias {alias!r} breaks JS7's object-name rules")
+        after = change.after
+        if after is None:
+            continue
+        if after.alias != change.alias:
+            raise refuse(f"the change of alias {change.alias!r} holds the entry of {after.alias!r}")
+        parsed, findings = parse_certificate_text(after.certificate, source="its certificate")
+        if any(f.rule == "private-key" for f in findings):
+            raise refuse(f"the certificate of alias {change.alias!r} holds a private key")
+        if parsed is None or parsed.pem != after.certificate:
+            raise refuse(
+                f"the certificate of alias {change.alias!r} is not exactly one certificate or "
+                "public key"
+            )
+        if parsed.facts.fingerprint != after.facts.fingerprint:
+            raise refuse(
+                f"the certificate of alias {change.alias!r} does not match the fingerprint the "
+                f"plan shows ({after.facts.short_fingerprint()})"
+            )
+        if not after.job_resource_folder.startswith("/"):
+            raise refuse(f"the Job Resource folder of alias {change.alias!r} is not absolute")
+
+
+def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
     try:
         src = data["source"]
         tgt = data["target"]
