@@ -426,12 +426,24 @@ def write_plan(plan: Plan, path: Path) -> None:
     """Write atomically, readable by the owner only (0600)."""
     text = json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    if path.is_dir():
+        raise PlanFileError(f"cannot save the plan to {path}: it is a folder; name a file")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as exc:
+        raise PlanFileError(
+            f"cannot save the plan to {path}: {exc.strerror or exc} (in {folder})",
+            hint="Name a file in an existing folder that you may write to.",
+        ) from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise PlanFileError(f"cannot save the plan to {path}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
