@@ -427,9 +427,17 @@ MANIFEST_COMMANDS = {
 
 def commands_of(case: Case, built: Built) -> list[list[str]]:
     if case.run == "plan-file":
-        return [[str(built.plan) if a == "{plan}" else a for a in cmd] for cmd in case.commands]
+        return [[_fill(a, built) for a in cmd] for cmd in case.commands]
     names = case.commands or ["validate", "plan", *case.also]
     return [[*MANIFEST_COMMANDS[name], "--repo", str(built.repo)] for name in names]
+
+
+def _fill(arg: str, built: Built) -> str:
+    return (
+        arg.replace("{plan}", str(built.plan))
+        .replace("{repo}", str(built.repo))
+        .replace("{tmp}", str(built.tmp))
+    )
 
 
 def check(case: Case, outcome: Outcome) -> None:
@@ -484,7 +492,7 @@ def test_heavy_corpus_case(name: str, tmp_path: Path) -> None:
 def _run_case(case: Case, tmp_path: Path, runner: Callable[[list[str]], Outcome]) -> None:
     built = build(case, tmp_path)
     for setup in case.setup:
-        argv = [str(built.plan) if a == "{plan}" else a for a in setup]
+        argv = [_fill(a, built) for a in setup]
         result = run_cli(*argv, "--repo", str(built.repo))
         assert result.exit_code == 0, result.output
     if case.edit is not None:
