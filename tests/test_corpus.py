@@ -474,16 +474,16 @@ def check(case: Case, outcome: Outcome) -> None:
     assert matching, f"{where}\nexpected {case.path}:{case.line}:{case.column} [{case.rule}]"
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+HEAVY = [name for name in CASE_NAMES if Case.load(name).heavy]
+
+
+@pytest.mark.parametrize("name", [name for name in CASE_NAMES if name not in HEAVY])
 def test_corpus_case(name: str, tmp_path: Path) -> None:
-    case = Case.load(name)
-    if case.heavy:
-        pytest.skip("heavy cases run in test_heavy_corpus_case")
-    _run_case(case, tmp_path, run_inline)
+    _run_case(Case.load(name), tmp_path, run_inline)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in CASE_NAMES if Case.load(n).heavy])
+@pytest.mark.parametrize("name", HEAVY)
 def test_heavy_corpus_case(name: str, tmp_path: Path) -> None:
     case = Case.load(name)
     _run_case(case, tmp_path, lambda argv: run_measured(argv, tmp_path))
