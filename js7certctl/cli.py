@@ -353,6 +353,13 @@ AllowMassDeleteOpt = Annotated[
         "--allow-mass-delete", help="Allow a plan that deletes more than policy.maxDeletes aliases."
     ),
 ]
+AllowReferencedDeleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-referenced-delete",
+        help="Allow deleting aliases whose Job Resource JS7 objects in the repository still use.",
+    ),
+]
 LockTimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -434,6 +441,7 @@ def plan(
         ),
     ] = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
+    allow_referenced_delete: AllowReferencedDeleteOpt = False,
     insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
@@ -472,6 +480,7 @@ def plan(
             now=now,
             base=base_workspace,
             keep_going=all_targets,
+            allow_referenced_delete=allow_referenced_delete,
         )
     except Js7CertCtlError as exc:
         if fmt is PlanFormat.markdown:
@@ -514,6 +523,7 @@ def apply(
     ] = False,
     no_input: NoInputOpt = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
+    allow_referenced_delete: AllowReferencedDeleteOpt = False,
     comment: Annotated[
         str | None,
         typer.Option(
@@ -582,7 +592,12 @@ def apply(
         keystore = open_target(workspace, chosen, options)
         try:
             planned = make_plan(
-                workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
+                workspace,
+                chosen,
+                keystore,
+                allow_mass_delete=allow_mass_delete,
+                now=now,
+                allow_referenced_delete=allow_referenced_delete,
             )
         except BaseException:
             keystore.close()
@@ -699,4 +714,4 @@ def main() -> None:
 
 
 # Command groups defined in their own modules register themselves on `app` when imported.
-from js7certctl import cli_crypto, cli_expiry, cli_gitops  # noqa: E402, F401
+from js7certctl import cli_crypto, cli_expiry, cli_gitops, cli_secrets  # noqa: E402, F401
