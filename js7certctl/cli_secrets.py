@@ -391,7 +391,10 @@ def _report(
             lines.append(f"{would} the certificate  {edit.path}")
         elif edit.what == "manifest":
             lines.append(f"{would} the manifest     {edit.path} ({edit.detail})")
-    edits = rotation.value_edits
+    for edit in rotation.edits:
+        if edit.what in ("values", "jobresource") and edit.detail:
+            lines.append(f"{would} JOC's Job Resource export {edit.path} ({edit.detail})")
+    edits = [e for e in rotation.value_edits if e.values]
     verb = "Would re-encrypt" if rotation.dry_run else "Re-encrypted"
     lines.append(
         f"{verb} {len(rotation.opened)} value(s) for the new certificate in {len(edits)} file(s)"

@@ -30,6 +30,7 @@ from js7certctl.envelope import PREFIX, Encryptor, PrivateKey, key_matches, load
 from js7certctl.errors import CryptoError, Js7CertCtlError
 from js7certctl.model import DesiredCert
 from js7certctl.secrets import (
+    ENCIPHERMENT_ARGUMENTS,
     EncValue,
     Scan,
     ScannedFile,
@@ -94,8 +95,28 @@ def replace_scalar(span: str, style: str, new: str) -> str:
     lines = new.rstrip("\n").split("\n")
     if style == ">" and len(lines) > 1:
         raise RewriteError("a folded (>) block scalar cannot hold several lines")
+    if style == ">":
+        lines = _refold(rest.rstrip(), lines[0])
     content = "\n".join(indent + line if line else line for line in lines)
     return header + "\n" + blank + content + trailing
+
+
+def _refold(content: str, new: str) -> list[str]:
+    """``new`` folded over as many lines as the old folded content, when the old lines broke
+    between space-separated fields (as a long enc: value is folded): the same number of fields
+    on each line. Otherwise one line."""
+    old_lines = [line.strip() for line in content.split("\n")]
+    if len(old_lines) < 2 or any(not line or "  " in line for line in old_lines):
+        return [new]
+    counts = [len(line.split(" ")) for line in old_lines]
+    fields = new.split(" ")
+    if sum(counts) != len(fields):
+        return [new]
+    out: list[str] = []
+    for count in counts:
+        out.append(" ".join(fields[:count]))
+        fields = fields[count:]
+    return out
 
 
 def _splice(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
@@ -114,7 +135,7 @@ def _splice(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
 # ------------------------------------------------------------------------------ value rewriting
 
 
-def _json_raw(value: EncValue, raw: str, new_full: str) -> str:
+def _json_raw(raw: str, new_full: str) -> str:
     out = json.dumps(new_full, ensure_ascii=False)
     if "\\/" in raw:  # keep escaped slashes as the writer had them
         out = out.replace("/", "\\/")
@@ -128,27 +149,57 @@ def _set_path(document: Any, keys: Sequence[str | int], value: str) -> None:
     target[keys[-1]] = value
 
 
-def rewrite_values(scanned: ScannedFile, new_inner: Mapping[int, str]) -> bytes:
+def expression_like(old: str, new: str) -> str:
+    r"""``new`` written as ``old`` is: a JS7 expression string (in double quotes, with ``\`` and
+    ``"`` escaped as ``\\`` and ``\"``) when ``old`` is one, line breaks as the two characters
+    ``\n`` when ``old`` has them so, and ending in a line break when ``old`` does."""
+    quote = '"' if len(old) >= 2 and old[0] == old[-1] == '"' else ""
+    body = old[1:-1] if quote else old
+    text = new.rstrip("\n")
+    if body.endswith(("\n", "\\n")):
+        text += "\n"
+    if quote:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    if "\\n" in body and "\n" not in body:
+        text = text.replace("\n", "\\n")
+    return quote + text + quote
+
+
+def rewrite_values(
+    scanned: ScannedFile,
+    new_inner: Mapping[int, str],
+    strings: Mapping[tuple[str | int, ...], str] | None = None,
+) -> bytes:
     """The file's bytes with the values at the given indexes of ``scanned.values`` replaced
-    by new enc: values; everything else stays byte for byte. The result is parsed again and must
-    hold exactly the old content with those values changed, or :class:`RewriteError`."""
+    by new enc: values (and, in JSON, the recorded ``scanned.strings`` at the given key paths by
+    new strings); everything else stays byte for byte. The result is parsed again and must hold
+    exactly the old content with those values changed, or :class:`RewriteError`."""
     text = scanned.text
+    strings = strings or {}
     edits: list[tuple[int, int, str]] = []
+    for keys, new_string in strings.items():
+        start, end, _ = scanned.strings[keys]
+        edits.append((start, end, _json_raw(text[start:end], new_string)))
     for index, inner in new_inner.items():
         value = scanned.values[index]
         raw = text[value.start : value.end]
         new_full = value.replaced(inner)
         if value.style == "json":
-            replacement = _json_raw(value, raw, new_full)
+            replacement = _json_raw(raw, new_full)
         else:
             replacement = replace_scalar(raw, value.style, new_full)
         edits.append((value.start, value.end, replacement))
     out = _splice(text, edits)
-    _check_rewrite(scanned, out, new_inner)
+    _check_rewrite(scanned, out, new_inner, strings)
     return (scanned.bom + out).encode("utf-8")
 
 
-def _check_rewrite(scanned: ScannedFile, out: str, new_inner: Mapping[int, str]) -> None:
+def _check_rewrite(
+    scanned: ScannedFile,
+    out: str,
+    new_inner: Mapping[int, str],
+    strings: Mapping[tuple[str | int, ...], str],
+) -> None:
     broken = RewriteError(
         f"{scanned.path} could not be rewritten safely (this is a bug in js7certctl; please "
         "report it); nothing was written."
@@ -169,7 +220,11 @@ def _check_rewrite(scanned: ScannedFile, out: str, new_inner: Mapping[int, str])
             for index, inner in new_inner.items():
                 value = scanned.values[index]
                 _set_path(expected, value.keys, value.replaced(inner))
+            for keys, new_string in strings.items():
+                _set_path(expected, keys, new_string)
             same = json.loads(out) == expected
+        elif strings:
+            same = False
         else:
             before = [
                 (tag, replaced.get(start, value))
@@ -291,9 +346,9 @@ class FileEdit:
     path: str  # repository-relative
     original: bytes
     new: bytes
-    what: str  # "certificate", "manifest" or "values"
+    what: str  # "certificate", "manifest", "values" or "jobresource" (JOC's export)
     values: int = 0  # re-encrypted values in it
-    detail: str = ""  # for the manifest: the fields changed
+    detail: str = ""  # the fields changed (manifest; the Job Resource JOC exported)
 
 
 @dataclass(slots=True)
@@ -399,6 +454,7 @@ def prepare(
 
     taken = {e.path for e in rotation.edits}
     for scanned in scan.files:
+        strings = _encipherment_strings(scanned, alias, new_certificate, new_key_path)
         replacements: dict[int, str] = {}
         for index, value in enumerate(scanned.values):
             try:
@@ -413,7 +469,7 @@ def prepare(
             replacements[index] = encrypt(plain) if encrypt is not None else DRY_RUN_VALUE
             del plain
             rotation.opened.append(value)
-        if not replacements:
+        if not replacements and not strings:
             continue
         if scanned.path in taken:
             raise RotationError(
@@ -421,13 +477,38 @@ def prepare(
                 "encrypted for it; move the values to another file."
             )
         original = (scanned.bom + scanned.text).encode("utf-8")
-        new = rewrite_values(scanned, replacements)
+        new = rewrite_values(scanned, replacements, strings)
         rotation.edits.append(
-            FileEdit(scanned.path, original, new, "values", values=len(replacements))
+            FileEdit(
+                scanned.path,
+                original,
+                new,
+                "values" if replacements else "jobresource",
+                values=len(replacements),
+                detail=", ".join(str(keys[-1]) for keys in strings),
+            )
         )
     if new_certificate is not None:
         _check_manifests(workspace, target, rotation, new_certificate, now)
     return rotation
+
+
+def _encipherment_strings(
+    scanned: ScannedFile, alias: str, new_certificate: str | None, new_key_path: str | None
+) -> dict[tuple[str | int, ...], str]:
+    """New values for the Job Resource JOC exported for ``alias`` (when the repository holds
+    it): ``encipherment_certificate`` and ``encipherment_private_key_path``, in their style."""
+    if scanned.inventory != ("jobresource", alias) or not scanned.encipherment:
+        return {}
+    certificate = (
+        new_certificate or "-----BEGIN CERTIFICATE-----\nDRYRUN\n-----END CERTIFICATE-----\n"
+    )
+    news = {ENCIPHERMENT_ARGUMENTS[0]: certificate, ENCIPHERMENT_ARGUMENTS[1]: new_key_path}
+    return {
+        keys: expression_like(scanned.strings[keys][2], new)
+        for keys, new in news.items()
+        if new is not None and keys in scanned.strings
+    }
 
 
 def _manifest_edits(

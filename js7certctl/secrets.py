@@ -71,6 +71,12 @@ _READ_BATCH = 500
 _INTERESTING = (PREFIX.encode(), b"jobResourceNames", b"encipherment_certificate")
 JOB_RESOURCE_NAMES = "jobResourceNames"
 ENCIPHERMENT_CERTIFICATE = "encipherment_certificate"
+ENCIPHERMENT_KEY_PATH = "encipherment_private_key_path"
+# The arguments of the Job Resource JOC writes for an alias, whose spans are recorded.
+ENCIPHERMENT_ARGUMENTS = (
+    ("arguments", ENCIPHERMENT_CERTIFICATE),
+    ("arguments", ENCIPHERMENT_KEY_PATH),
+)
 
 # The object types JOC's Git integration (and its export) writes, as `<name>.<type>.json`.
 INVENTORY_TYPES = {
@@ -170,6 +176,8 @@ class ScannedFile:
     scopes: dict[int, tuple[tuple[Key, ...], tuple[int, ...]]] = field(default_factory=dict)
     inventory: tuple[str, str] | None = None  # (type, name) for JS7 inventory objects
     encipherment: bool = False  # an exported Job Resource that JOC wrote for an alias
+    # For Job Resources: key path -> (start, end, value) of the encipherment arguments.
+    strings: dict[tuple[Key, ...], tuple[int, int, str]] = field(default_factory=dict)
 
     def all_names(self) -> set[str]:
         return {name for entries in self.names.values() for name, _ in entries}
@@ -219,6 +227,7 @@ def _walk_json(scanned: ScannedFile) -> None:
     lines: _Lines | None = None
     stack: list[_JFrame] = []
     next_id = 0
+    capture = scanned.inventory is not None and scanned.inventory[0] == "jobresource"
     for match in _JSON_TOKEN.finditer(text):
         token = match.group()
         first = token[0]
@@ -231,6 +240,8 @@ def _walk_json(scanned: ScannedFile) -> None:
                 top.expect_key = False
                 continue
             value = _json_string(token)
+            if capture and top.is_object and (*top.keys, top.key) in ENCIPHERMENT_ARGUMENTS:
+                scanned.strings[(*top.keys, top.key)] = (match.start(), match.end(), value)
             if top.names_of is not None:
                 lines = lines or _Lines(text)
                 scanned.names.setdefault(top.names_of, []).append(
