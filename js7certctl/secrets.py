@@ -23,7 +23,6 @@ not parsed at all. Plaintexts never leave :func:`opens`; nothing here prints.
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import re
@@ -187,14 +186,21 @@ class ScannedFile:
 
 
 class _Lines:
-    """Offsets -> 1-based (line, column), computed once per file."""
+    """Offsets -> 1-based (line, column); lookups at increasing offsets count on from the last
+    one, so a file is counted through once."""
 
     def __init__(self, text: str) -> None:
-        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._text = text
+        self._offset = 0
+        self._line = 1
 
     def at(self, offset: int) -> tuple[int, int]:
-        index = bisect.bisect_right(self._starts, offset) - 1
-        return index + 1, offset - self._starts[index] + 1
+        text = self._text
+        if offset < self._offset:
+            self._offset, self._line = 0, 1
+        self._line += text.count("\n", self._offset, offset)
+        self._offset = offset
+        return self._line, offset - text.rfind("\n", 0, offset)
 
 
 # ----------------------------------------------------------------------------------------- JSON
@@ -294,6 +300,71 @@ def _walk_json(scanned: ScannedFile) -> None:
                 top.expect_key = True
             else:
                 top.index += 1
+
+
+# A `"jobResourceNames":` key in JSON text (inside a string its quotes are escaped: `\"`).
+_NAMES_KEY = re.compile(r'"' + JOB_RESOURCE_NAMES + r'"\s*:')
+
+
+def _json_structure(scanned: ScannedFile, document: Any) -> bool:
+    """Find the jobResourceNames of parsed JSON without tokenizing it (for files without enc:
+    values, where only the mappings holding names need ids); lines are found by searching the
+    text. False when the text cannot be matched up with the document (duplicate keys)."""
+    text = scanned.text
+    keys_at = [
+        m.end() for m in _NAMES_KEY.finditer(text) if not m.start() or text[m.start() - 1] != "\\"
+    ]
+    if not keys_at:
+        return True
+    lines = _Lines(text)
+    found = 0
+    next_id = 0
+
+    def names_at(position: int, names: list[Any]) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            at = text.find(json.dumps(name, ensure_ascii=False), position)
+            if at < 0:
+                out.append((name, lines.at(position)[0]))
+                continue
+            out.append((name, lines.at(at)[0]))
+            position = at + 1
+        return out
+
+    def materialize(path: Any) -> tuple[Key, ...]:
+        keys: list[Key] = []
+        while path is not None:
+            path, key = path
+            keys.append(key)
+        return tuple(reversed(keys))
+
+    # `path` is a linked list (parent, key), made into a tuple only where names are found.
+    def visit(node: Any, path: Any, chain: tuple[int, ...]) -> None:
+        nonlocal next_id, found
+        if type(node) is dict:
+            sid = -1
+            if JOB_RESOURCE_NAMES in node:
+                sid = next_id
+                next_id += 1
+                chain = (*chain, sid)
+                scanned.scopes[sid] = (materialize(path), chain)
+            for key, value in node.items():
+                if key == JOB_RESOURCE_NAMES:
+                    if found < len(keys_at) and type(value) is list:
+                        scanned.names.setdefault(sid, []).extend(names_at(keys_at[found], value))
+                    found += 1
+                if type(value) is dict or type(value) is list:
+                    visit(value, (path, key), chain)
+        else:
+            for index, item in enumerate(node):
+                if type(item) is dict or type(item) is list:
+                    visit(item, (path, index), chain)
+
+    if type(document) is dict or type(document) is list:
+        visit(document, None, ())
+    return found == len(keys_at)
 
 
 # ----------------------------------------------------------------------------------------- YAML
@@ -447,7 +518,13 @@ def scan_bytes(path: str, data: bytes) -> ScannedFile | str | None:
         except RecursionError:
             return "not valid JSON (nested too deeply)"
         try:
-            _walk_json(scanned)
+            exact = b"enc:" in data or (
+                scanned.inventory is not None and scanned.inventory[0] == "jobresource"
+            )
+            if exact or not _json_structure(scanned, document):
+                scanned.names.clear()
+                scanned.scopes.clear()
+                _walk_json(scanned)
         except (RecursionError, IndexError, ValueError):
             return "not valid JSON"
         if scanned.inventory is not None and scanned.inventory[0] == "jobresource":

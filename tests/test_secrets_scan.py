@@ -393,3 +393,31 @@ def test_opens_only_with_the_right_key() -> None:
     assert opens(ec_key, ec_value) == b"e"
     assert opens(certgen.ec_key("P-256", variant=1), ec_value) is None
     assert opens(key, ec_value) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # workflow-level names after the jobs, a name with an escape, a string that mentions
+        # the key, non-string names
+        '{"jobs": {"a": {"jobResourceNames": ["x", "y\\u00e9"]}},\n'
+        ' "note": "\\"jobResourceNames\\": [\\"z\\"]",\n'
+        ' "jobResourceNames": [\n  "w", 1, null\n ]}\n',
+        # the same key twice in one mapping: the text and the parsed document disagree
+        '{"jobResourceNames": ["a"],\n "jobResourceNames": ["b"]}\n',
+        '[{"jobResourceNames": []}, {"x": {"jobResourceNames": ["c"]}}]',
+    ],
+)
+def test_the_fast_path_finds_the_same_references_as_the_tokenizer(text: str) -> None:
+    fast = _scanned("inv/w.workflow.json", text)
+    assert not fast.values
+    exact = _scanned("inv/w.workflow.json", text.replace("{", f'{{"v": "{_value()}", ', 1))
+    assert exact.values  # a value in the file: the tokenizer ran
+
+    def described(scanned: ScannedFile) -> list[tuple[str, list[str]]]:
+        scan = Scan(files=[scanned])
+        return sorted(
+            (name, [r.describe() for r in refs]) for name, refs in references(scan).items()
+        )
+
+    assert described(fast) == described(exact)
