@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from js7certctl.config import Target
 from js7certctl.diff import diff, manifest_changes, referenced_deletes
@@ -13,7 +16,7 @@ from js7certctl.keystore.base import Keystore
 from js7certctl.keystore.factory import BackendOptions, connection_of, open_keystore
 from js7certctl.model import Action, Change, DesiredCert, LiveEntry, Problem
 from js7certctl.planfile import Guards, Plan, live_fingerprint
-from js7certctl.secrets import BlastReport
+from js7certctl.secrets import BlastReport, Scan
 from js7certctl.workspace import Workspace
 
 
@@ -40,6 +43,10 @@ def open_target(workspace: Workspace, target: Target, options: BackendOptions) -
     )
 
 
+# One scan per source and run: `plan --all-targets` plans every target from the same files.
+_SCANS: weakref.WeakKeyDictionary[Any, Scan] = weakref.WeakKeyDictionary()
+
+
 def blast_radius(
     workspace: Workspace,
     desired: Sequence[DesiredCert],
@@ -62,8 +69,16 @@ def blast_radius(
         certificates.setdefault(entry.alias, []).append(entry.certificate)
     for cert in desired:
         certificates.setdefault(cert.alias, []).append(cert.certificate)
+    try:
+        scan = _SCANS.get(workspace.source)
+    except TypeError:  # a source that cannot be weakly referenced: no cache
+        scan = None
+    if scan is None:
+        scan = scan_source(workspace.source, "")
+        with contextlib.suppress(TypeError):
+            _SCANS[workspace.source] = scan
     return blast_report(
-        scan_source(workspace.source, ""),
+        scan,
         looked_for,
         encipherment=certificates.keys(),
         public_keys_of=public_keys_from(certificates),
