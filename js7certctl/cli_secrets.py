@@ -119,6 +119,7 @@ def secrets_scan(
     """
     from js7certctl import secrets
     from js7certctl.cli_crypto import _load_private_key
+    from js7certctl.envelope import KeyPasswordRequiredError
     from js7certctl.errors import SourceError
     from js7certctl.render.common import dumps, source_json
     from js7certctl.workspace import open_workspace
@@ -135,7 +136,15 @@ def secrets_scan(
     public_keys_of = secrets.public_keys_from(certificates)
     keys: list[tuple[str, PrivateKey]] = []
     for alias, path in given:
-        private = _load_private_key(path, None, None)
+        try:
+            private = _load_private_key(path, None, None)
+        except KeyPasswordRequiredError:
+            raise KeyPasswordRequiredError(
+                f"the private key {path} is password-protected and there is no terminal to ask "
+                "for its password.",
+                hint="Run the scan on a terminal, or give the key as the Agents hold it "
+                "(unencrypted, readable only by you).",
+            ) from None
         known = public_keys_of(alias)
         if known:
             from js7certctl.envelope import key_matches

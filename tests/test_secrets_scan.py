@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from js7certctl import secretio
 from js7certctl.envelope import Encryptor, load_public_key, parse_value
 from js7certctl.secrets import (
     Scan,
@@ -193,7 +194,9 @@ def test_scan_reads_a_revision_and_skips_dot_folders_and_unreadable_files(
     assert before.stdout.splitlines() == EXPECTED_INFERRED
 
 
-def test_scan_usage_errors(lifecycle: Lifecycle) -> None:
+def test_scan_usage_errors(lifecycle: Lifecycle, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The seam: whether /dev/tty exists depends on how the tests are run.
+    monkeypatch.setattr(secretio, "terminal_available", lambda: False)
     for bad in ("no-equals-sign", "=file", f"{PAYMENTS}="):
         result = lifecycle.cli("secrets", "scan", "--key", bad)
         assert result.exit_code == 64, bad
@@ -204,6 +207,12 @@ def test_scan_usage_errors(lifecycle: Lifecycle) -> None:
     missing = lifecycle.cli("secrets", "scan", "--key", f"{PAYMENTS}=/nonexistent/key.pem")
     assert missing.exit_code == 1
     assert "does not exist" in missing.stderr
+    protected = lifecycle.payments_key_file.with_name("protected.key")
+    protected.write_text(certgen.private_key_pem(lifecycle.payments_key, password=b"pw"))
+    no_terminal = lifecycle.cli("secrets", "scan", "--key", f"{PAYMENTS}={protected}")
+    assert no_terminal.exit_code == 1
+    assert "is password-protected and there is no terminal" in no_terminal.stderr
+    assert "--key-password" not in no_terminal.stderr
 
 
 def test_scan_warns_when_a_key_does_not_belong_to_the_alias(lifecycle: Lifecycle) -> None:
