@@ -9,6 +9,7 @@ which might hold secrets) unless ``--debug`` is given.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class _Group(TyperGroup):
                 err=True,
             )
             sys.exit(EXIT_ERROR)
+        if code == EXIT_INTERRUPTED:  # Typer turns ^C into a silent exit 130
+            typer.echo("Interrupted.", err=True)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -405,6 +408,16 @@ def _backend_options(
     )
 
 
+def _close_when_done(keystore: Any) -> None:
+    """Close the keystore (log out of JOC) when the command ends, however it ends: also on ^C or
+    EOF at the confirmation prompt. Closing twice is harmless."""
+    from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(keystore.close)
+
+
 @app.command(
     epilog="Examples: js7certctl plan --detailed-exitcode; "
     "js7certctl plan --ref origin/main --out plan.json --format markdown > comment.md",
@@ -577,6 +590,7 @@ def apply(
         keystore = open_keystore(
             the_plan.target.name, the_plan.target.backend, the_plan.connection, options
         )
+        _close_when_done(keystore)
         if keystore.identity != the_plan.target:
             keystore.close()
             from js7certctl.errors import PlanFileError
@@ -590,6 +604,7 @@ def apply(
         workspace = open_workspace(repo=repo, config_file=config, ref=ref)
         chosen = workspace.config.target(target)
         keystore = open_target(workspace, chosen, options)
+        _close_when_done(keystore)
         try:
             planned = make_plan(
                 workspace,
@@ -635,10 +650,25 @@ def apply(
             else context.default_ticket_link(),
         )
 
-        def progress(step: Any, index: int, total: int) -> None:
-            ui.info(f"  [{index}/{total}] {step.describe()}")
+        bar = not quiet and sys.stderr.isatty()
 
-        report = apply_plan(the_plan, keystore, audit, progress)
+        def progress(step: Any, index: int, total: int) -> None:
+            if bar:
+                # A progress bar on a terminal; each step stays readable in logs otherwise.
+                width = 30
+                filled = width * index // total
+                text = f"[{'#' * filled}{'.' * (width - filled)}] {index}/{total} {step.describe()}"
+                columns = shutil.get_terminal_size().columns
+                sys.stderr.write("\r" + text[: columns - 1].ljust(columns - 1))
+                sys.stderr.flush()
+            else:
+                ui.info(f"  [{index}/{total}] {step.describe()}")
+
+        try:
+            report = apply_plan(the_plan, keystore, audit, progress)
+        finally:
+            if bar:
+                sys.stderr.write("\n")
     finally:
         keystore.close()
     for resource in report.left_behind:

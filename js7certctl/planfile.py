@@ -253,7 +253,7 @@ def problem_to_json(problem: Problem) -> dict[str, Any]:
     }
 
 
-def _source_to_json(info: SourceInfo) -> dict[str, Any]:
+def source_to_json(info: SourceInfo) -> dict[str, Any]:
     return {
         "repository": info.repository,
         "ref": info.ref,
@@ -263,7 +263,7 @@ def _source_to_json(info: SourceInfo) -> dict[str, Any]:
     }
 
 
-def _source_from_json(src: dict[str, Any]) -> SourceInfo:
+def source_from_json(src: dict[str, Any]) -> SourceInfo:
     return SourceInfo(
         repository=src.get("repository"),
         revision=src.get("revision"),
@@ -327,7 +327,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         data["blastRadius"] = blast_to_json(plan.blast_radius)
     if plan.base is not None:
         data["pullRequest"] = {
-            "base": _source_to_json(plan.base),
+            "base": source_to_json(plan.base),
             "manifestChanges": [
                 {"alias": m.alias, "kind": m.kind, "fields": list(m.fields), "path": m.path}
                 for m in plan.manifest_changes or []
@@ -342,7 +342,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "tool_version": plan.tool_version,
         "created": plan.created.isoformat(),
-        "source": _source_to_json(plan.source),
+        "source": source_to_json(plan.source),
         "target": {
             "name": plan.target.name,
             "backend": plan.target.backend,
@@ -389,7 +389,7 @@ def plan_from_json(data: Any, name: str) -> Plan:
         guards = data["guards"]
         pull = data.get("pullRequest")
         return Plan(
-            base=_source_from_json(pull["base"]) if pull else None,
+            base=source_from_json(pull["base"]) if pull else None,
             manifest_changes=[
                 ManifestChange(
                     str(m["alias"]), str(m["kind"]), tuple(m.get("fields", [])), str(m["path"])
@@ -398,7 +398,7 @@ def plan_from_json(data: Any, name: str) -> Plan:
             ]
             if pull
             else None,
-            source=_source_from_json(src),
+            source=source_from_json(src),
             target=TargetIdentity(
                 name=str(tgt["name"]), backend=str(tgt["backend"]), location=str(tgt["location"])
             ),

@@ -48,6 +48,18 @@ def open_keystore(
         from js7certctl.keystore.local import LocalKeystore
 
         return LocalKeystore(Path(connection["path"]), name=name, lock_timeout=options.lock_timeout)
+    if backend == "joc":
+        from js7certctl.keystore.joc import from_connection
+
+        # Credentials come from the environment (JS7_USER, JS7_PASSWORD, JS7_PASSWORD_FILE),
+        # never from the connection settings, which plan files record.
+        return from_connection(
+            name,
+            connection,
+            insecure=options.insecure,
+            deploy_timeout=options.deploy_timeout,
+            notify=options.notify,
+        )
     raise UsageError(
         f"target {name!r} uses the {backend!r} backend, which this version of js7certctl "
         "cannot reach yet"
