@@ -121,7 +121,8 @@ def secrets_scan(
     from js7certctl.cli_crypto import _load_private_key
     from js7certctl.envelope import KeyPasswordRequiredError
     from js7certctl.errors import SourceError
-    from js7certctl.render.common import dumps, source_json
+    from js7certctl.planfile import source_to_json
+    from js7certctl.render.common import dumps
     from js7certctl.workspace import open_workspace
 
     ui = make_ui(quiet, no_color, debug)
@@ -169,7 +170,7 @@ def secrets_scan(
         ui.result(
             dumps(
                 {
-                    "source": source_json(workspace.source.info),
+                    "source": source_to_json(workspace.source.info),
                     "keys": [alias for alias, _ in given],
                     "count": len(attributed),
                     "byAlias": dict(sorted(Counter(a.alias or "?" for _, a in attributed).items())),
