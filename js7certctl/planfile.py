@@ -32,6 +32,7 @@ from js7certctl.model import (
     Severity,
     TargetIdentity,
 )
+from js7certctl.secrets import BlastRadius, BlastReport, ObjectRef
 from js7certctl.source import SourceInfo
 
 FORMAT_VERSION = 1
@@ -48,15 +49,19 @@ class Guards:
     prune: bool = True
     max_deletes: int = 10
     allow_mass_delete: bool = False
+    allow_referenced_delete: bool = False  # deletes of aliases JS7 objects still reference
 
     @classmethod
-    def from_policy(cls, policy: Policy, *, allow_mass_delete: bool) -> Guards:
+    def from_policy(
+        cls, policy: Policy, *, allow_mass_delete: bool, allow_referenced_delete: bool = False
+    ) -> Guards:
         return cls(
             scope=policy.scope,
             protect=policy.protect,
             prune=policy.prune,
             max_deletes=policy.max_deletes,
             allow_mass_delete=allow_mass_delete,
+            allow_referenced_delete=allow_referenced_delete,
         )
 
     def policy(self) -> Policy:
@@ -79,6 +84,9 @@ class Plan:
     tool_version: str = __version__
     base: SourceInfo | None = None  # with `plan --base REV`: the revision compared against
     manifest_changes: list[ManifestChange] | None = None  # what the PR changes in the manifests
+    # What in the repository uses the Job Resources of updated, deleted and renamed aliases
+    # (None when the plan has none of those, so nothing was scanned).
+    blast_radius: BlastReport | None = None
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
@@ -245,7 +253,7 @@ def problem_to_json(problem: Problem) -> dict[str, Any]:
     }
 
 
-def _source_to_json(info: SourceInfo) -> dict[str, Any]:
+def source_to_json(info: SourceInfo) -> dict[str, Any]:
     return {
         "repository": info.repository,
         "ref": info.ref,
@@ -255,7 +263,7 @@ def _source_to_json(info: SourceInfo) -> dict[str, Any]:
     }
 
 
-def _source_from_json(src: dict[str, Any]) -> SourceInfo:
+def source_from_json(src: dict[str, Any]) -> SourceInfo:
     return SourceInfo(
         repository=src.get("repository"),
         revision=src.get("revision"),
@@ -265,11 +273,61 @@ def _source_from_json(src: dict[str, Any]) -> SourceInfo:
     )
 
 
+def blast_to_json(report: BlastReport) -> dict[str, Any]:
+    return {
+        "inventoryObjects": report.inventory_objects,
+        "encryptedValues": report.values,
+        "aliases": {
+            alias: {
+                "jobResource": radius.job_resource,
+                "encryptedValues": radius.values,
+                "references": [
+                    {
+                        "kind": ref.kind,
+                        "name": ref.name,
+                        "job": ref.job,
+                        "file": ref.file,
+                        "line": ref.line,
+                    }
+                    for ref in radius.references
+                ],
+            }
+            for alias, radius in sorted(report.by_alias.items())
+        },
+    }
+
+
+def blast_from_json(data: dict[str, Any]) -> BlastReport:
+    return BlastReport(
+        inventory_objects=int(data["inventoryObjects"]),
+        values=int(data["encryptedValues"]),
+        by_alias={
+            str(alias): BlastRadius(
+                job_resource=str(item["jobResource"]),
+                references=tuple(
+                    ObjectRef(
+                        kind=str(ref["kind"]),
+                        name=str(ref["name"]),
+                        file=str(ref["file"]),
+                        line=int(ref["line"]),
+                        job=str(ref["job"]) if ref.get("job") is not None else None,
+                    )
+                    for ref in item["references"]
+                ),
+                values=int(item["encryptedValues"]),
+            )
+            for alias, item in data["aliases"].items()
+        },
+    )
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     data = _plan_to_json(plan)
+    if plan.blast_radius is not None:
+        data["blastRadius"] = blast_to_json(plan.blast_radius)
     if plan.base is not None:
         data["pullRequest"] = {
-            "base": _source_to_json(plan.base),
+            "base": source_to_json(plan.base),
             "manifestChanges": [
                 {"alias": m.alias, "kind": m.kind, "fields": list(m.fields), "path": m.path}
                 for m in plan.manifest_changes or []
@@ -284,7 +342,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "tool_version": plan.tool_version,
         "created": plan.created.isoformat(),
-        "source": _source_to_json(plan.source),
+        "source": source_to_json(plan.source),
         "target": {
             "name": plan.target.name,
             "backend": plan.target.backend,
@@ -297,6 +355,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
             "prune": plan.guards.prune,
             "maxDeletes": plan.guards.max_deletes,
             "allowMassDelete": plan.guards.allow_mass_delete,
+            "allowReferencedDelete": plan.guards.allow_referenced_delete,
         },
         "summary": {
             "add": plan.count(Action.CREATE),
@@ -375,7 +434,7 @@ def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
         guards = data["guards"]
         pull = data.get("pullRequest")
         return Plan(
-            base=_source_from_json(pull["base"]) if pull else None,
+            base=source_from_json(pull["base"]) if pull else None,
             manifest_changes=[
                 ManifestChange(
                     str(m["alias"]), str(m["kind"]), tuple(m.get("fields", [])), str(m["path"])
@@ -384,7 +443,7 @@ def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
             ]
             if pull
             else None,
-            source=_source_from_json(src),
+            source=source_from_json(src),
             target=TargetIdentity(
                 name=str(tgt["name"]), backend=str(tgt["backend"]), location=str(tgt["location"])
             ),
@@ -395,6 +454,7 @@ def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
                 prune=bool(guards["prune"]),
                 max_deletes=int(guards["maxDeletes"]),
                 allow_mass_delete=bool(guards["allowMassDelete"]),
+                allow_referenced_delete=bool(guards.get("allowReferencedDelete", False)),
             ),
             changes=[change_from_json(c) for c in data["changes"]],
             unchanged=int(data["summary"]["unchanged"]),
@@ -414,6 +474,7 @@ def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
             ],
             created=datetime.fromisoformat(data["created"]),
             tool_version=str(data.get("tool_version", "")),
+            blast_radius=blast_from_json(data["blastRadius"]) if data.get("blastRadius") else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanFileError(
