@@ -326,6 +326,12 @@ class OverlaySource:
     def walk(self, folder: str) -> list[str]:
         return self._base.walk(folder)
 
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        rest = [p for p in paths if p not in self._overlay]
+        result = self._base.sizes(rest) if rest else {}
+        result.update({p: len(self._overlay[p]) for p in paths if p in self._overlay})
+        return result
+
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         rest = [p for p in paths if p not in self._overlay]
         result = self._base.read_many(rest) if rest else {}
@@ -581,7 +587,7 @@ def _check_manifests(
     key path, and no new error may appear."""
     from js7certctl import certs
 
-    overlay = OverlaySource(workspace.source, {e.path: e.new for e in rotation.edits})
+    overlay: Source = OverlaySource(workspace.source, {e.path: e.new for e in rotation.edits})
     before = workspace.load(target, now=now)
     after = replace(workspace, source=overlay).load(target, now=now)
     found = next((c for c in after.certs if c.alias == rotation.alias), None)
