@@ -86,6 +86,7 @@ import httpx
 
 from js7certctl import certs
 from js7certctl.errors import BackendError, ConfigError
+from js7certctl.keystore import logscrub
 from js7certctl.keystore.base import check_audit
 from js7certctl.model import AuditLog, LiveEntry, TargetIdentity
 
@@ -389,6 +390,7 @@ class JocKeystore:
         self._in_writer = False
         self._stored: dict[str, str] = {}  # alias -> Job Resource folder, inside writer()
         self._warned: set[str] = set()
+        logscrub.watch(self)  # DEBUG logs of httpcore would show the session token
 
     # -- protocol ---------------------------------------------------------------------------
 
