@@ -395,7 +395,8 @@ def _report(
         lines.append(f"  new certificate: {certs.describe(facts, now)}")
     else:
         lines.append(f"  new certificate: {key_type}, valid {days} days (made when run for real)")
-    lines.append(f"{would} the private key  {shown_path(key_path)} (PKCS#8, unencrypted, mode 0600)")
+    shown_key = shown_path(key_path)
+    lines.append(f"{would} the private key  {shown_key} (PKCS#8, unencrypted, mode 0600)")
     for edit in rotation.edits:
         if edit.what == "certificate":
             lines.append(f"{would} the certificate  {edit.path}")
@@ -426,7 +427,8 @@ def _next_steps(ui: Ui, rotation: Any, key_path: Path) -> None:
     new_path = rotation.new_key_path or "the manifest's privateKeyPath"
     old_path = rotation.old_key_path or "its old path"
     steps = [
-        f"Install the new private key {shown_path(key_path)} on every Agent that decrypts for {alias}, "
+        f"Install the new private key {shown_path(key_path)} on every Agent that decrypts for "
+        f"{alias}, "
         f"at {new_path}, owned by the Agent's user with mode 0600, BEFORE applying. Keep the old "
         f"key at {old_path}.",
         "Review the change (`git diff`: the certificate, the manifest and the re-encrypted "
