@@ -204,7 +204,7 @@ def _yaml_error(exc: Any, source: str) -> str:
     return f"{source} is not valid YAML{where}: {problem}."
 
 
-def _flow_depth(text: str) -> int:
+def flow_depth(text: str) -> int:
     """The deepest nesting of brackets, counting every bracket (also inside quotes: an upper
     bound, cheap because only the brackets are looked at)."""
     depth = deepest = 0
@@ -219,7 +219,7 @@ def _compose(text: str, source: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    if _flow_depth(text) > MAX_FLOW_DEPTH:
+    if flow_depth(text) > MAX_FLOW_DEPTH:
         raise BatchError(f"{source} is nested more than {MAX_FLOW_DEPTH} levels deep.")
     yaml = YAML(typ="safe")
     try:

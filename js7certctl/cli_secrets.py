@@ -118,7 +118,7 @@ def secrets_scan(
     Reads the working tree (or --ref), skipping dot-folders; never prints a plaintext.
     """
     from js7certctl import secrets
-    from js7certctl.cli_crypto import _load_private_key
+    from js7certctl.cli_crypto import load_private_key_file
     from js7certctl.envelope import KeyPasswordRequiredError
     from js7certctl.errors import SourceError
     from js7certctl.planfile import source_to_json
@@ -138,7 +138,7 @@ def secrets_scan(
     keys: list[tuple[str, PrivateKey]] = []
     for alias, path in given:
         try:
-            private = _load_private_key(path, None, None)
+            private = load_private_key_file(path, None, None)
         except KeyPasswordRequiredError:
             raise KeyPasswordRequiredError(
                 f"the private key {path} is password-protected and there is no terminal to ask "
@@ -314,7 +314,7 @@ def rotate(
 
     from js7certctl import agentkeys, certs, keygen
     from js7certctl import rotate as rotation_module
-    from js7certctl.cli_crypto import _load_private_key
+    from js7certctl.cli_crypto import load_private_key_file
     from js7certctl.manifest import is_absolute_key_path
     from js7certctl.workspace import open_workspace
 
@@ -344,7 +344,7 @@ def rotate(
             "old key on the Agents: jobs fail for values not yet redeployed. Give "
             "--agent-key-path a new path to let both keys coexist during the switch."
         )
-    private_old = _load_private_key(old_key, old_key_password_file, old_key_password_env)
+    private_old = load_private_key_file(old_key, old_key_password_file, old_key_password_env)
     rotation_module.check_old_key(desired, private_old)
     now = datetime.now(UTC)
     new_private = None
@@ -387,7 +387,7 @@ def _report(
     now: Any,
 ) -> None:
     from js7certctl import certs
-    from js7certctl.cli_crypto import _shown
+    from js7certctl.cli_crypto import shown_path
 
     would = "Would write" if rotation.dry_run else "Wrote"
     lines = [f"Rotating alias {rotation.alias}: {certs.describe(rotation.desired.facts, now)}"]
@@ -395,7 +395,8 @@ def _report(
         lines.append(f"  new certificate: {certs.describe(facts, now)}")
     else:
         lines.append(f"  new certificate: {key_type}, valid {days} days (made when run for real)")
-    lines.append(f"{would} the private key  {_shown(key_path)} (PKCS#8, unencrypted, mode 0600)")
+    shown_key = shown_path(key_path)
+    lines.append(f"{would} the private key  {shown_key} (PKCS#8, unencrypted, mode 0600)")
     for edit in rotation.edits:
         if edit.what == "certificate":
             lines.append(f"{would} the certificate  {edit.path}")
@@ -420,13 +421,14 @@ def _report(
 
 
 def _next_steps(ui: Ui, rotation: Any, key_path: Path) -> None:
-    from js7certctl.cli_crypto import _shown
+    from js7certctl.cli_crypto import shown_path
 
     alias = rotation.alias
     new_path = rotation.new_key_path or "the manifest's privateKeyPath"
     old_path = rotation.old_key_path or "its old path"
     steps = [
-        f"Install the new private key {_shown(key_path)} on every Agent that decrypts for {alias}, "
+        f"Install the new private key {shown_path(key_path)} on every Agent that decrypts for "
+        f"{alias}, "
         f"at {new_path}, owned by the Agent's user with mode 0600, BEFORE applying. Keep the old "
         f"key at {old_path}.",
         "Review the change (`git diff`: the certificate, the manifest and the re-encrypted "

@@ -384,9 +384,9 @@ def compose_yaml(text: str, *, keep_empty: bool = False) -> list[Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    from js7certctl.batch import MAX_FLOW_DEPTH, _flow_depth
+    from js7certctl.batch import MAX_FLOW_DEPTH, flow_depth
 
-    if _flow_depth(text) > MAX_FLOW_DEPTH:
+    if flow_depth(text) > MAX_FLOW_DEPTH:
         raise ValueError(f"nested more than {MAX_FLOW_DEPTH} levels deep")
     try:
         nodes = list(YAML(typ="safe").compose_all(text))
