@@ -105,6 +105,7 @@ class WorktreeSource:
         self._root = root
         self._info = info
         self._real_root = os.path.realpath(root)
+        self._plain: set[str] = set()  # regular files (no symlink on the way) seen by walk()
 
     @property
     def info(self) -> SourceInfo:
@@ -122,6 +123,8 @@ class WorktreeSource:
 
     def resolve(self, path: str) -> str:
         norm = normalize(path)
+        if norm in self._plain:
+            return norm
         try:
             real = str(Path(self._abs(norm)).resolve(strict=False))
         except RuntimeError as exc:  # Python < 3.13 reports loops this way
@@ -136,6 +139,8 @@ class WorktreeSource:
         return "" if rel == "." else rel.replace(os.sep, "/")
 
     def kind(self, path: str) -> str:
+        if path in self._plain:
+            return "file"
         full = self._abs(path)
         if os.path.isdir(full):
             return "dir"
@@ -146,14 +151,29 @@ class WorktreeSource:
         return "missing"
 
     def walk(self, folder: str) -> list[str]:
+        # Symlinks to folders are not followed (as os.walk does); regular files found here are
+        # remembered, so that resolving them needs no system call.
         found: list[str] = []
-        start = self._abs(folder)
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if not _skip(d))
-            rel_dir = os.path.relpath(dirpath, self._real_root).replace(os.sep, "/")
-            for name in filenames:
-                if not _skip(name):
-                    found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+        prefix = len(self._real_root) + 1
+        stack = [self._abs(folder)]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    listed = list(entries)
+            except OSError:
+                continue
+            for entry in listed:
+                if _skip(entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                rel = entry.path[prefix:].replace(os.sep, "/")
+                if entry.is_file(follow_symlinks=False):
+                    self._plain.add(rel)
+                elif entry.is_symlink() and _points_to_dir(entry):
+                    continue
+                found.append(rel)
         return sorted(found)
 
     def sizes(self, paths: list[str]) -> dict[str, int]:
@@ -181,6 +201,13 @@ def _unreadable(path: str, exc: OSError) -> SourceError:
         f"cannot read {path}: {exc.strerror or exc}",
         hint="Check that the file exists and is readable by this user.",
     )
+
+
+def _points_to_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop
+        return False
 
 
 def _is_loop(path: str) -> bool:
