@@ -120,10 +120,24 @@ def _run(step: Step, keystore: Keystore, audit: AuditLog) -> None:
         keystore.delete(step.alias, audit)
 
 
+_PRESENT_TENSE = (
+    ("created ", "create "),
+    ("updated ", "update "),
+    ("assigned ", "assign "),
+    ("removed ", "remove "),
+    ("deleted ", "delete "),
+)
+
+
 def _failure(report: ApplyReport, steps: list[Step], failed: Step, reason: str) -> str:
     done = [s.describe() for s in report.done]
     rest = [s.describe() for s in steps[len(report.done) :]]
-    lines = [f"apply stopped: {failed.describe().replace('d ', ' ', 1)} failed: {reason}"]
+    what = failed.describe()  # "assigned x to Agent y" -> "assign x to Agent y", ...
+    for past, present in _PRESENT_TENSE:
+        if what.startswith(past):
+            what = present + what[len(past) :]
+            break
+    lines = [f"apply stopped: {what} failed: {reason}"]
     lines.append(f"Applied ({len(done)}): " + ("; ".join(done) if done else "nothing"))
     lines.append(f"Not applied ({len(rest)}): " + "; ".join(rest))
     lines.append("Run `js7certctl plan` to see what remains.")

@@ -204,7 +204,7 @@ def _yaml_error(exc: Any, source: str) -> str:
     return f"{source} is not valid YAML{where}: {problem}."
 
 
-def _flow_depth(text: str) -> int:
+def flow_depth(text: str) -> int:
     """The deepest nesting of brackets, counting every bracket (also inside quotes: an upper
     bound, cheap because only the brackets are looked at)."""
     depth = deepest = 0
@@ -220,7 +220,7 @@ def _compose(text: str, source: str) -> Any:
 
     from js7certctl.yamlnodes import compose_all
 
-    if _flow_depth(text) > MAX_FLOW_DEPTH:
+    if flow_depth(text) > MAX_FLOW_DEPTH:
         raise BatchError(f"{source} is nested more than {MAX_FLOW_DEPTH} levels deep.")
     try:
         documents = [node for node in compose_all(text) if node is not None]

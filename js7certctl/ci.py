@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-MAX_AUDIT_TEXT = 255  # JOC's limit for comment and ticketLink
+from js7certctl.keystore.base import AUDIT_TEXT_MAX as MAX_AUDIT_TEXT
 
 
 @dataclass(frozen=True, slots=True)

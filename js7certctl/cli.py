@@ -84,6 +84,8 @@ class _Group(TyperGroup):
                 err=True,
             )
             sys.exit(EXIT_ERROR)
+        if code == EXIT_INTERRUPTED:  # Typer turns ^C into a silent exit 130
+            typer.echo("Interrupted.", err=True)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -354,6 +356,13 @@ AllowMassDeleteOpt = Annotated[
         "--allow-mass-delete", help="Allow a plan that deletes more than policy.maxDeletes aliases."
     ),
 ]
+AllowReferencedDeleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-referenced-delete",
+        help="Allow deleting aliases whose Job Resource JS7 objects in the repository still use.",
+    ),
+]
 LockTimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -445,6 +454,7 @@ def plan(
         ),
     ] = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
+    allow_referenced_delete: AllowReferencedDeleteOpt = False,
     insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     no_color: NoColorOpt = False,
@@ -483,6 +493,7 @@ def plan(
             now=now,
             base=base_workspace,
             keep_going=all_targets,
+            allow_referenced_delete=allow_referenced_delete,
         )
     except Js7CertCtlError as exc:
         if fmt is PlanFormat.markdown:
@@ -525,6 +536,7 @@ def apply(
     ] = False,
     no_input: NoInputOpt = False,
     allow_mass_delete: AllowMassDeleteOpt = False,
+    allow_referenced_delete: AllowReferencedDeleteOpt = False,
     comment: Annotated[
         str | None,
         typer.Option(
@@ -595,7 +607,12 @@ def apply(
         _close_when_done(keystore)
         try:
             planned = make_plan(
-                workspace, chosen, keystore, allow_mass_delete=allow_mass_delete, now=now
+                workspace,
+                chosen,
+                keystore,
+                allow_mass_delete=allow_mass_delete,
+                now=now,
+                allow_referenced_delete=allow_referenced_delete,
             )
         except BaseException:
             keystore.close()
@@ -727,4 +744,4 @@ def main() -> None:
 
 
 # Command groups defined in their own modules register themselves on `app` when imported.
-from js7certctl import cli_crypto, cli_expiry, cli_gitops  # noqa: E402, F401
+from js7certctl import cli_crypto, cli_expiry, cli_gitops, cli_secrets  # noqa: E402, F401

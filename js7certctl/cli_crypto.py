@@ -57,7 +57,7 @@ FromTargetOpt = Annotated[
 ]
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """A path as the user should read it: relative to the current folder when inside it."""
     relative = os.path.relpath(os.path.abspath(path))
     return str(path) if relative.startswith("..") else relative
@@ -396,7 +396,7 @@ def _encrypt_values(
 # ----------------------------------------------------------------------------- decrypt
 
 
-def _load_private_key(
+def load_private_key_file(
     path: Path, password_file: Path | None, password_env: str | None
 ) -> PrivateKey:
     from js7certctl import envelope, secretio
@@ -600,7 +600,7 @@ def decrypt(
         )
         for warning in receiver.warnings:
             ui.warn(warning)
-        private = _load_private_key(key, key_password_file, key_password_env)
+        private = load_private_key_file(key, key_password_file, key_password_env)
         if not envelope.key_matches(private, receiver.key):
             raise CryptoError(
                 f"the private key {key} does not match the certificate of {receiver.source}.",
@@ -610,7 +610,7 @@ def decrypt(
         ui.result(f"The private key {key} matches the certificate of {receiver.describe()}.\n")
         return
 
-    private = _load_private_key(key, key_password_file, key_password_env)
+    private = load_private_key_file(key, key_password_file, key_password_env)
     if given:
         assert encrypted_key is not None
         assert iv is not None
@@ -752,17 +752,17 @@ def keys_new(
     manifest_path = folder / f"{alias}.yaml"
     if csr is None:
         if folder.exists() and not folder.is_dir():
-            raise UsageError(f"the manifest folder {_shown(folder)} is not a folder.")
+            raise UsageError(f"the manifest folder {shown_path(folder)} is not a folder.")
         for path in (cert_path, manifest_path, folder / f"{alias}.yml"):
             if path.exists() or path.is_symlink():
                 raise Js7CertCtlError(
-                    f"{_shown(path)} already exists; js7certctl never overwrites it, and "
+                    f"{shown_path(path)} already exists; js7certctl never overwrites it, and "
                     "nothing was written.",
                     hint="Choose another alias, or move the file away.",
                 )
         if not agentkeys.covered(folder, base, entries):
             ui.warn(
-                f"{_shown(folder)} is not among the config's manifests ({', '.join(entries)}), "
+                f"{shown_path(folder)} is not among the config's manifests ({', '.join(entries)}), "
                 "so validate and plan will not see the new manifest."
             )
     elif csr.exists() or csr.is_symlink():
@@ -790,7 +790,7 @@ def keys_new(
     secretio.write_new_file(
         key_path, keygen.private_key_pem(private), mode=0o600, what="the private key file"
     )
-    ui.result(f"Wrote the private key  {_shown(key_path)} (PKCS#8, unencrypted, mode 0600)\n")
+    ui.result(f"Wrote the private key  {shown_path(key_path)} (PKCS#8, unencrypted, mode 0600)\n")
     manifest = agentkeys.manifest_text(
         alias, cert_path.name, agent_key_path, generated=now.date().isoformat()
     )
@@ -798,21 +798,21 @@ def keys_new(
         if csr is not None:
             request = keygen.certificate_signing_request(private, alias)
             secretio.write_new_file(csr, request.encode("ascii"), what="the CSR file")
-            ui.result(f"Wrote the CSR          {_shown(csr)}\n")
+            ui.result(f"Wrote the CSR          {shown_path(csr)}\n")
         else:
             pem = keygen.self_signed_certificate(private, alias, days, now)
             secretio.write_new_file(cert_path, pem.encode("ascii"), what="the certificate file")
             facts = certs.live_facts(pem)
             about = f" ({certs.describe(facts, now)})" if facts is not None else ""
-            ui.result(f"Wrote the certificate  {_shown(cert_path)}{about}\n")
+            ui.result(f"Wrote the certificate  {shown_path(cert_path)}{about}\n")
             secretio.write_new_file(
                 manifest_path, manifest.encode("utf-8"), what="the manifest file"
             )
-            ui.result(f"Wrote the manifest     {_shown(manifest_path)}\n")
+            ui.result(f"Wrote the manifest     {shown_path(manifest_path)}\n")
     except Js7CertCtlError as exc:
         raise Js7CertCtlError(
             exc.message,
-            hint=f"The private key was already written to {_shown(key_path)}; delete it before "
+            hint=f"The private key was already written to {shown_path(key_path)}; delete it before "
             "trying again.",
         ) from None
 
@@ -823,14 +823,14 @@ def keys_new(
     ]
     if csr is not None:
         steps[:0] = [
-            f"Have your CA sign {_shown(csr)} and save the certificate (PEM) as "
-            f"{_shown(cert_path)}.",
-            f"Save this manifest as {_shown(manifest_path)}:\n\n"
+            f"Have your CA sign {shown_path(csr)} and save the certificate (PEM) as "
+            f"{shown_path(cert_path)}.",
+            f"Save this manifest as {shown_path(manifest_path)}:\n\n"
             + "".join(f"       {line}\n" for line in manifest.splitlines()),
         ]
-        files = f"{_shown(cert_path)} {_shown(manifest_path)}"
+        files = f"{shown_path(cert_path)} {shown_path(manifest_path)}"
     else:
-        files = f"{_shown(cert_path)} {_shown(manifest_path)}"
+        files = f"{shown_path(cert_path)} {shown_path(manifest_path)}"
     steps += [
         f'Commit: git add {files} && git commit -m "Add encryption certificate {alias}"',
         "Review and apply: js7certctl plan, then js7certctl apply.",

@@ -163,8 +163,9 @@ def drift(
     Exit 0 when there is no drift, 2 when there is, 1 on an error.
     """
     from js7certctl import gitops
+    from js7certctl.planfile import source_to_json
     from js7certctl.planning import open_target
-    from js7certctl.render.common import dumps, source_json
+    from js7certctl.render.common import dumps
     from js7certctl.workspace import open_workspace
 
     ui = make_ui(quiet, no_color, debug)
@@ -188,7 +189,7 @@ def drift(
                         "backend": identity.backend,
                         "location": identity.location,
                     },
-                    "source": source_json(info),
+                    "source": source_to_json(info),
                     "drift": report.drifted,
                     "count": len(report.items),
                     "items": [

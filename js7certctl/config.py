@@ -6,7 +6,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from js7certctl.errors import UsageError
+from js7certctl.errors import UsageError, ValidationFailed
 from js7certctl.model import Problem
 from js7certctl.yamlnodes import Checker, YNode, parse_documents
 
@@ -58,10 +58,14 @@ class Config:
         default_factory=lambda: {"local": Target(name="local", backend="local")}
     )
     default_target: str = "local"
+    problems: tuple[Problem, ...] = ()  # what parse_config found (a target with errors is left out)
 
     def target(self, name: str | None) -> Target:
         chosen = name or self.default_target
         if chosen not in self.targets:
+            errors = [p for p in self.problems if p.is_error]
+            if errors:  # most likely the target itself has errors: show them, not "unknown"
+                raise ValidationFailed(errors, "the config has errors.")
             known = ", ".join(sorted(self.targets)) or "none"
             raise UsageError(
                 f"unknown target {chosen!r}; the targets defined are: {known}",
@@ -256,14 +260,14 @@ def parse_config(data: bytes, path: str) -> tuple[Config, list[Problem]]:
     config = Config(path=path)
     real = [d for d in docs if d is not None]
     if problems:
-        return config, checker.problems
+        return replace(config, problems=tuple(checker.problems)), checker.problems
     if not real:
         return config, checker.problems  # an empty config means all defaults
     if len(real) > 1:
         checker.error(real[1], "config-documents", "the config must be a single YAML document")
     fields = checker.mapping(real[0], "the config", allowed=_TOP)
     if fields is None:
-        return config, checker.problems
+        return replace(config, problems=tuple(checker.problems)), checker.problems
     if "manifests" in fields:
         manifests = _manifest_list(checker, fields["manifests"][1], "manifests")
         if manifests:
@@ -302,7 +306,8 @@ def parse_config(data: bytes, path: str) -> tuple[Config, list[Problem]]:
                 )
             else:
                 config = replace(config, default_target=chosen)
-    return config, sorted(checker.problems, key=Problem.sort_key)
+    problems = sorted(checker.problems, key=Problem.sort_key)
+    return replace(config, problems=tuple(problems)), problems
 
 
 def tfields_names(fields: dict[str, tuple[YNode, YNode]]) -> Sequence[str]:

@@ -8,7 +8,7 @@ outside the policy's scope are never touched nor reported.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from js7certctl import certs
@@ -197,6 +197,27 @@ def diff(
             "--allow-mass-delete if this is intended"
         )
     return result
+
+
+def referenced_deletes(
+    changes: Sequence[Change], referenced_by: Mapping[str, Sequence[str]], *, limit: int = 10
+) -> list[str]:
+    """Policy errors for deletes of aliases whose Job Resource JS7 objects still reference
+    (``referenced_by``: alias -> descriptions of those objects)."""
+    errors: list[str] = []
+    for change in changes:
+        users = referenced_by.get(change.alias, ()) if change.action is Action.DELETE else ()
+        if not users:
+            continue
+        shown = "; ".join(users[:limit])
+        if len(users) > limit:
+            shown += f"; and {len(users) - limit} more"
+        errors.append(
+            f"alias {change.alias!r} is deleted, but {len(users)} JS7 object(s) in the "
+            f"repository still use its Job Resource: {shown}. Change them first, or pass "
+            "--allow-referenced-delete if this is intended"
+        )
+    return errors
 
 
 def simulate(live: Sequence[LiveEntry], changes: Sequence[Change]) -> list[LiveEntry]:

@@ -29,11 +29,12 @@ from js7certctl.config import Policy, check_folder
 from js7certctl.errors import SourceError
 from js7certctl.model import CertFacts, DesiredCert, Origin, Problem, Severity
 from js7certctl.source import PathEscape, Source, normalize
-from js7certctl.yamlnodes import Checker, YNode, parse_documents
+from js7certctl.yamlnodes import MAX_FILE_BYTES, Checker, YNode, parse_documents, too_large
 
 API_VERSION = "js7certctl/v1"
 KIND = "EncryptionCertificate"
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_CERTIFICATE_FILE_BYTES = 1024 * 1024
 
 _TOP = ("apiVersion", "kind", "metadata", "spec")
 _METADATA = ("alias", "labels", "previousAliases")
@@ -208,7 +209,11 @@ def find_manifest_files(
             continue
         kind = source.kind(path)
         if kind == "dir":
-            files.update(p for p in source.walk(path) if p.endswith(YAML_SUFFIXES))
+            for found in source.walk(path):
+                if found.endswith(YAML_SUFFIXES):
+                    real = _manifest_file(source, found, problems)
+                    if real is not None:
+                        files.add(real)
         elif kind == "file":
             files.add(path)
         else:
@@ -225,6 +230,42 @@ def find_manifest_files(
     if config_path is not None:
         files.discard(config_path)
     return sorted(files), problems
+
+
+def _manifest_file(source: Source, path: str, problems: list[Problem]) -> str | None:
+    """The file a found manifest path really is (symlinks followed inside the tree), or None
+    with a problem when it leads out of the repository, nowhere, or to no regular file."""
+    try:
+        real = source.resolve(path)
+    except PathEscape as exc:
+        problems.append(
+            Problem(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "manifest-escape",
+                f"this manifest is not read: {exc.reason}; keep manifests inside the repository",
+            )
+        )
+        return None
+    kind = source.kind(real)
+    if kind == "file":
+        return real
+    if kind == "missing":
+        rule, message = (
+            "manifest-missing",
+            f"this manifest is a symlink to {real}, which does not exist",
+        )
+    elif kind == "dir":
+        rule, message = "manifest-not-file", f"this manifest is a symlink to the folder {real}"
+    else:
+        rule, message = (
+            "manifest-not-file",
+            "this manifest is not a regular file (a pipe, socket or device)",
+        )
+    problems.append(Problem(path, 1, 1, Severity.ERROR, rule, message + "; remove it"))
+    return None
 
 
 def load_manifests(
@@ -316,8 +357,12 @@ def _load_batch(
     """Read, parse and check ``paths``, then parse and health-check their certificates: all
     that needs no other file (the part that can run in parallel)."""
     batch = _Batch()
-    contents = source.read_many(paths)
+    sizes = source.sizes(paths)
+    contents = source.read_many([p for p in paths if sizes[p] <= MAX_FILE_BYTES])
     for path in paths:
+        if path not in contents:  # never read whole: it could be any size
+            batch.problems.append(too_large(path, sizes[path]))
+            continue
         checker = Checker(path)
         docs, parse_problems = parse_documents(contents[path], path)
         checker.problems.extend(parse_problems)
@@ -335,10 +380,27 @@ def _load_batch(
                 batch.pending.append(item)
         batch.problems.extend(checker.problems)
     cert_files = sorted({p.cert_file for p in batch.pending if p.cert_file is not None})
-    cert_contents = source.read_many(cert_files) if cert_files else {}
-    parsed_files = {
-        name: certs.parse_certificate_text(cert_contents[name], source=name) for name in cert_files
-    }
+    cert_sizes = source.sizes(cert_files) if cert_files else {}
+    cert_contents = source.read_many(
+        [f for f in cert_files if cert_sizes[f] <= MAX_CERTIFICATE_FILE_BYTES]
+    )
+    parsed_files: dict[str, tuple[certs.ParsedCert | None, list[certs.Finding]]] = {}
+    for name in cert_files:
+        if name not in cert_contents:  # never read whole: it could be any size
+            size = f"{cert_sizes[name] / (1024 * 1024):.1f} MiB"
+            parsed_files[name] = (
+                None,
+                [
+                    certs.Finding(
+                        Severity.ERROR,
+                        "certificate-file-too-large",
+                        f"the file is {size}, too large for a certificate (a certificate has a few "
+                        f"KiB; files are limited to {MAX_CERTIFICATE_FILE_BYTES // 1024} KiB)",
+                    )
+                ],
+            )
+        else:
+            parsed_files[name] = certs.parse_certificate_text(cert_contents[name], source=name)
     for item in batch.pending:
         if item.cert_file is not None:
             parsed, findings = parsed_files[item.cert_file]

@@ -32,6 +32,7 @@ from js7certctl.model import (
     Severity,
     TargetIdentity,
 )
+from js7certctl.secrets import BlastRadius, BlastReport, ObjectRef
 from js7certctl.source import SourceInfo
 
 FORMAT_VERSION = 1
@@ -48,15 +49,19 @@ class Guards:
     prune: bool = True
     max_deletes: int = 10
     allow_mass_delete: bool = False
+    allow_referenced_delete: bool = False  # deletes of aliases JS7 objects still reference
 
     @classmethod
-    def from_policy(cls, policy: Policy, *, allow_mass_delete: bool) -> Guards:
+    def from_policy(
+        cls, policy: Policy, *, allow_mass_delete: bool, allow_referenced_delete: bool = False
+    ) -> Guards:
         return cls(
             scope=policy.scope,
             protect=policy.protect,
             prune=policy.prune,
             max_deletes=policy.max_deletes,
             allow_mass_delete=allow_mass_delete,
+            allow_referenced_delete=allow_referenced_delete,
         )
 
     def policy(self) -> Policy:
@@ -79,6 +84,9 @@ class Plan:
     tool_version: str = __version__
     base: SourceInfo | None = None  # with `plan --base REV`: the revision compared against
     manifest_changes: list[ManifestChange] | None = None  # what the PR changes in the manifests
+    # What in the repository uses the Job Resources of updated, deleted and renamed aliases
+    # (None when the plan has none of those, so nothing was scanned).
+    blast_radius: BlastReport | None = None
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
@@ -248,7 +256,7 @@ def problem_to_json(problem: Problem) -> dict[str, Any]:
     }
 
 
-def _source_to_json(info: SourceInfo) -> dict[str, Any]:
+def source_to_json(info: SourceInfo) -> dict[str, Any]:
     return {
         "repository": info.repository,
         "ref": info.ref,
@@ -258,7 +266,7 @@ def _source_to_json(info: SourceInfo) -> dict[str, Any]:
     }
 
 
-def _source_from_json(src: dict[str, Any]) -> SourceInfo:
+def source_from_json(src: dict[str, Any]) -> SourceInfo:
     return SourceInfo(
         repository=src.get("repository"),
         revision=src.get("revision"),
@@ -268,11 +276,61 @@ def _source_from_json(src: dict[str, Any]) -> SourceInfo:
     )
 
 
+def blast_to_json(report: BlastReport) -> dict[str, Any]:
+    return {
+        "inventoryObjects": report.inventory_objects,
+        "encryptedValues": report.values,
+        "aliases": {
+            alias: {
+                "jobResource": radius.job_resource,
+                "encryptedValues": radius.values,
+                "references": [
+                    {
+                        "kind": ref.kind,
+                        "name": ref.name,
+                        "job": ref.job,
+                        "file": ref.file,
+                        "line": ref.line,
+                    }
+                    for ref in radius.references
+                ],
+            }
+            for alias, radius in sorted(report.by_alias.items())
+        },
+    }
+
+
+def blast_from_json(data: dict[str, Any]) -> BlastReport:
+    return BlastReport(
+        inventory_objects=int(data["inventoryObjects"]),
+        values=int(data["encryptedValues"]),
+        by_alias={
+            str(alias): BlastRadius(
+                job_resource=str(item["jobResource"]),
+                references=tuple(
+                    ObjectRef(
+                        kind=str(ref["kind"]),
+                        name=str(ref["name"]),
+                        file=str(ref["file"]),
+                        line=int(ref["line"]),
+                        job=str(ref["job"]) if ref.get("job") is not None else None,
+                    )
+                    for ref in item["references"]
+                ),
+                values=int(item["encryptedValues"]),
+            )
+            for alias, item in data["aliases"].items()
+        },
+    )
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     data = _plan_to_json(plan)
+    if plan.blast_radius is not None:
+        data["blastRadius"] = blast_to_json(plan.blast_radius)
     if plan.base is not None:
         data["pullRequest"] = {
-            "base": _source_to_json(plan.base),
+            "base": source_to_json(plan.base),
             "manifestChanges": [
                 {"alias": m.alias, "kind": m.kind, "fields": list(m.fields), "path": m.path}
                 for m in plan.manifest_changes or []
@@ -287,7 +345,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "tool_version": plan.tool_version,
         "created": plan.created.isoformat(),
-        "source": _source_to_json(plan.source),
+        "source": source_to_json(plan.source),
         "target": {
             "name": plan.target.name,
             "backend": plan.target.backend,
@@ -300,6 +358,7 @@ def _plan_to_json(plan: Plan) -> dict[str, Any]:
             "prune": plan.guards.prune,
             "maxDeletes": plan.guards.max_deletes,
             "allowMassDelete": plan.guards.allow_mass_delete,
+            "allowReferencedDelete": plan.guards.allow_referenced_delete,
         },
         "summary": {
             "add": plan.count(Action.CREATE),
@@ -327,13 +386,58 @@ def plan_from_json(data: Any, name: str) -> Plan:
             f"version {FORMAT_VERSION} only",
             hint="Make the plan again with this version of js7certctl.",
         )
+    plan = _plan_from_json(data, name)
+    _check_changes(plan.changes, name)
+    return plan
+
+
+def _check_changes(changes: list[Change], name: str) -> None:
+    """Refuse a plan whose entries could not have come from valid manifests (a damaged or edited
+    file): apply sends what the plan holds, so it must never send a private key, a bundle, a
+    certificate other than the one the plan shows, or an alias JS7 cannot use."""
+    from js7certctl.certs import parse_certificate_text
+    from js7certctl.manifest import alias_problem
+
+    def refuse(reason: str) -> PlanFileError:
+        return PlanFileError(
+            f"{name} is damaged or was edited: {reason}; nothing was changed",
+            hint="Make the plan again with `js7certctl plan --out FILE`.",
+        )
+
+    for change in changes:
+        for alias in (change.alias, change.renamed_from):
+            if alias is not None and alias_problem(alias) is not None:
+                raise refuse(f"the alias {alias!r} breaks JS7's object-name rules")
+        after = change.after
+        if after is None:
+            continue
+        if after.alias != change.alias:
+            raise refuse(f"the change of alias {change.alias!r} holds the entry of {after.alias!r}")
+        parsed, findings = parse_certificate_text(after.certificate, source="its certificate")
+        if any(f.rule == "private-key" for f in findings):
+            raise refuse(f"the certificate of alias {change.alias!r} holds a private key")
+        if parsed is None or parsed.pem != after.certificate:
+            raise refuse(
+                f"the certificate of alias {change.alias!r} is not exactly one certificate or "
+                "public key"
+            )
+        if parsed.facts.fingerprint != after.facts.fingerprint:
+            raise refuse(
+                f"the certificate of alias {change.alias!r} does not match the fingerprint the "
+                f"plan shows ({after.facts.short_fingerprint()})"
+            )
+        if not after.job_resource_folder.startswith("/"):
+            raise refuse(f"the Job Resource folder of alias {change.alias!r} is not absolute")
+
+
+def _plan_from_json(data: dict[str, Any], name: str) -> Plan:
     try:
         src = data["source"]
         tgt = data["target"]
         guards = data["guards"]
         pull = data.get("pullRequest")
         return Plan(
-            base=_source_from_json(pull["base"]) if pull else None,
+            base=source_from_json(pull["base"]) if pull else None,
             manifest_changes=[
                 ManifestChange(
                     str(m["alias"]), str(m["kind"]), tuple(m.get("fields", [])), str(m["path"])
@@ -342,7 +446,7 @@ def plan_from_json(data: Any, name: str) -> Plan:
             ]
             if pull
             else None,
-            source=_source_from_json(src),
+            source=source_from_json(src),
             target=TargetIdentity(
                 name=str(tgt["name"]), backend=str(tgt["backend"]), location=str(tgt["location"])
             ),
@@ -353,6 +457,7 @@ def plan_from_json(data: Any, name: str) -> Plan:
                 prune=bool(guards["prune"]),
                 max_deletes=int(guards["maxDeletes"]),
                 allow_mass_delete=bool(guards["allowMassDelete"]),
+                allow_referenced_delete=bool(guards.get("allowReferencedDelete", False)),
             ),
             changes=[change_from_json(c) for c in data["changes"]],
             unchanged=int(data["summary"]["unchanged"]),
@@ -372,6 +477,7 @@ def plan_from_json(data: Any, name: str) -> Plan:
             ],
             created=datetime.fromisoformat(data["created"]),
             tool_version=str(data.get("tool_version", "")),
+            blast_radius=blast_from_json(data["blastRadius"]) if data.get("blastRadius") else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanFileError(
@@ -384,12 +490,24 @@ def write_plan(plan: Plan, path: Path) -> None:
     """Write atomically, readable by the owner only (0600)."""
     text = json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    if path.is_dir():
+        raise PlanFileError(f"cannot save the plan to {path}: it is a folder; name a file")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as exc:
+        raise PlanFileError(
+            f"cannot save the plan to {path}: {exc.strerror or exc} (in {folder})",
+            hint="Name a file in an existing folder that you may write to.",
+        ) from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise PlanFileError(f"cannot save the plan to {path}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -60,7 +60,8 @@ class Source(Protocol):
     def root(self) -> Path: ...
 
     def kind(self, path: str) -> str:
-        """ "file", "dir" or "missing" for a resolved path (no symlinks left in it)."""
+        """ "file", "dir", "missing" or "other" (a pipe, socket or device) for a resolved path
+        (no symlinks left in it)."""
         ...
 
     def resolve(self, path: str) -> str:
@@ -69,6 +70,10 @@ class Source(Protocol):
 
     def walk(self, folder: str) -> list[str]:
         """Files under a resolved folder, recursively, skipping dot entries, sorted."""
+        ...
+
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        """Sizes in bytes of resolved files, without reading them (to refuse huge ones)."""
         ...
 
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
@@ -101,6 +106,7 @@ class WorktreeSource:
         self._root = root
         self._info = info
         self._real_root = os.path.realpath(root)
+        self._plain: set[str] = set()  # regular files (no symlink on the way) seen by walk()
         self._real_folders: dict[str, str | None] = {}  # folder -> real path, None: no shortcut
 
     @property
@@ -119,6 +125,8 @@ class WorktreeSource:
 
     def resolve(self, path: str) -> str:
         norm = normalize(path)
+        if norm in self._plain:
+            return norm
         parent, _, name = norm.rpartition("/")
         if name:
             fast = self._resolve_in_folder(parent, name)
@@ -163,29 +171,63 @@ class WorktreeSource:
         return candidate[len(prefix) :].replace(os.sep, "/")
 
     def kind(self, path: str) -> str:
+        if path in self._plain:
+            return "file"
+        full = self._abs(path)
         try:
-            mode = os.stat(self._abs(path)).st_mode
+            mode = os.stat(full).st_mode
         except (OSError, ValueError):
-            return "missing"
+            # A broken symlink (or one that cannot be followed) exists, but is no file.
+            return "other" if os.path.lexists(full) else "missing"
         if stat.S_ISDIR(mode):
             return "dir"
         if stat.S_ISREG(mode):
             return "file"
-        return "missing"
+        return "other"  # a pipe would block the read, a device never end
 
     def walk(self, folder: str) -> list[str]:
+        # Symlinks to folders are not followed (as os.walk does); regular files found here are
+        # remembered, so that resolving them needs no system call.
         found: list[str] = []
-        start = self._abs(folder)
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if not _skip(d))
-            rel_dir = os.path.relpath(dirpath, self._real_root).replace(os.sep, "/")
-            for name in filenames:
-                if not _skip(name):
-                    found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+        prefix = len(self._real_root) + 1
+        stack = [self._abs(folder)]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    listed = list(entries)
+            except OSError:
+                continue
+            for entry in listed:
+                if _skip(entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                rel = entry.path[prefix:].replace(os.sep, "/")
+                if entry.is_file(follow_symlinks=False):
+                    self._plain.add(rel)
+                elif entry.is_symlink() and _points_to_dir(entry):
+                    continue
+                found.append(rel)
         return sorted(found)
 
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for path in paths:
+            try:
+                result[path] = os.stat(self._abs(path)).st_size
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
+        return result
+
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
-        return {path: _read_file(self._abs(path)) for path in paths}
+        result: dict[str, bytes] = {}
+        for path in paths:
+            try:
+                result[path] = _read_file(self._abs(path))
+            except OSError as exc:
+                raise _unreadable(path, exc) from None
+        return result
 
 
 def _read_file(path: str) -> bytes:
@@ -199,6 +241,20 @@ def _read_file(path: str) -> bytes:
     finally:
         os.close(fd)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _unreadable(path: str, exc: OSError) -> SourceError:
+    return SourceError(
+        f"cannot read {path}: {exc.strerror or exc}",
+        hint="Check that the file exists and is readable by this user.",
+    )
+
+
+def _points_to_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop
+        return False
 
 
 def _is_loop(path: str) -> bool:
@@ -219,6 +275,7 @@ class GitTreeSource:
         self._files: dict[str, tuple[str, str]] = {}  # path -> (mode, object id)
         self._dirs: set[str] = {""}
         self._cache: dict[str, bytes] = {}
+        self._sizes: dict[str, int] = {}  # object id -> size
         out = _git(git_dir_root, "ls-tree", "-r", "-z", "--full-tree", commit)
         for record in out.split(b"\0"):
             if not record:
@@ -290,6 +347,18 @@ class GitTreeSource:
                 continue
             found.append(path)
         return sorted(found)
+
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        oids = {path: self._files[path][1] for path in paths}
+        missing = sorted({oid for oid in oids.values() if oid not in self._sizes})
+        if missing:
+            out = _git(self._root, "cat-file", "--batch-check", stdin="\n".join(missing) + "\n")
+            for oid, line in zip(missing, out.decode().splitlines(), strict=True):
+                fields = line.split(" ")
+                if len(fields) != 3:
+                    raise SourceError(f"Git could not read object {oid}: {line}")
+                self._sizes[oid] = int(fields[2])
+        return {path: self._sizes[oid] for path, oid in oids.items()}
 
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         oids = {path: self._files[path][1] for path in paths}

@@ -16,6 +16,7 @@ from js7certctl.errors import UsageError, ValidationFailed
 from js7certctl.manifest import LoadResult, load_manifests
 from js7certctl.model import Problem
 from js7certctl.source import Location, Source, locate, open_source, worktree_dirty
+from js7certctl.yamlnodes import MAX_FILE_BYTES, too_large
 
 
 @dataclass(slots=True)
@@ -104,8 +105,13 @@ def open_workspace(
                 break
             folder = posixpath.dirname(folder)
     if config_path is not None:
-        data = source.read_many([config_path])[config_path]
-        config, problems = parse_config(data, config_path)
+        size = source.sizes([config_path])[config_path]
+        if size > MAX_FILE_BYTES:  # never read whole: it could be any size
+            problems = [too_large(config_path, size)]
+            config = Config(path=config_path, problems=tuple(problems))
+        else:
+            data = source.read_many([config_path])[config_path]
+            config, problems = parse_config(data, config_path)
         base = posixpath.dirname(config_path)
     else:
         config, problems = Config(), []

@@ -11,6 +11,7 @@ process on such input (../shared/notes.md).
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,15 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 # More opening brackets than this and we do not trust the C parser with the file.
 _SUSPICIOUS_BRACKETS = 2000
+# Block nesting needs a column per level or two (a mapping's sequence may share its column) or
+# two characters on one line ("- - - x"), so lines no longer than this bound block nesting far
+# below the depth (some 20,000 levels) at which the C parser crashes; longer lines go to the
+# pure-Python parser.
+_SUSPICIOUS_LINE = 1000
+# Flow brackets nested deeper than this are refused before parsing: the pure-Python scanner
+# takes time quadratic in the flow depth. The count ignores quoting, so it can only err towards
+# refusing text with more than this many unclosed brackets inside quoted scalars.
+_MAX_FLOW_DEPTH = 1000
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
@@ -186,7 +196,26 @@ def _fast_loader() -> Any:
     return Loader
 
 
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
 def _decode(data: bytes, path: str) -> tuple[str | None, Problem | None]:
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            # PowerShell's `>` writes UTF-16: say so rather than "binary file".
+            return None, Problem(
+                path,
+                1,
+                1,
+                Severity.ERROR,
+                "yaml-encoding",
+                f"the file is {name} text; save it as UTF-8",
+            )
     if b"\x00" in data[:8192]:
         return None, Problem(
             path, 1, 1, Severity.ERROR, "yaml-binary", "this is a binary file, not YAML text"
@@ -208,18 +237,100 @@ def _decode(data: bytes, path: str) -> tuple[str | None, Problem | None]:
     return text, None
 
 
-def _yaml_error_problem(exc: Exception, path: str) -> Problem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = (mark.line + 1) if mark is not None else 1
-    column = (mark.column + 1) if mark is not None else 1
+def _yaml_error_problem(exc: Exception, path: str, text: str) -> Problem:
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):  # a ReaderError: a character YAML does not allow
+        line, column = _position(text, min(max(position, 0), len(text)))
+        character = getattr(exc, "character", None)
+        what = f"U+{character:04X}" if isinstance(character, int) else "a character"
+        return Problem(
+            path,
+            line,
+            column,
+            Severity.ERROR,
+            "yaml-syntax",
+            f"invalid YAML: the character {what} is not allowed in YAML text; remove it",
+        )
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if "end of stream" in str(problem) and context and context_mark is not None:
+        # An unclosed quote or block: the end of the file says nothing; where it opened does.
+        what = str(context).removeprefix("while scanning ").removeprefix("while parsing ")
+        return Problem(
+            path,
+            context_mark.line + 1,
+            context_mark.column + 1,
+            Severity.ERROR,
+            "yaml-syntax",
+            f"invalid YAML: {what} starts here but is never closed (the file ends first)",
+        )
+    mark = getattr(exc, "problem_mark", None) or context_mark
+    line = (mark.line + 1) if mark is not None else 1
+    column = (mark.column + 1) if mark is not None else 1
     message = f"invalid YAML: {problem}"
     if context:
         message += f" ({context})"
-    if "\t" in str(problem) or "tab" in str(problem):
+    index = getattr(mark, "index", None)
+    at_tab = isinstance(index, int) and 0 <= index < len(text) and text[index] == "\t"
+    if at_tab or "'\\t'" in str(problem):
         message += "; indent with spaces, not tabs"
     return Problem(path, line, column, Severity.ERROR, "yaml-syntax", message)
+
+
+def _has_long_line(text: str) -> bool:
+    if len(text) <= _SUSPICIOUS_LINE:
+        return False
+    return any(len(line) > _SUSPICIOUS_LINE for line in text.split("\n"))
+
+
+def _flow_too_deep(text: str) -> tuple[int, int] | None:
+    """The 1-based line and column where brackets first nest deeper than _MAX_FLOW_DEPTH."""
+    depth = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > _MAX_FLOW_DEPTH:
+                return _position(text, match.start())
+        elif depth:
+            depth -= 1
+    return None
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+_ANCHOR = re.compile(r"&([^\s,\[\]{}]+)")
+
+
+def _alias_use(text: str, line: int, column: int) -> tuple[int, int]:
+    """Where the anchored node at ``line:column`` is first used by an alias (``*name``).
+
+    The composer hands back the anchored node itself, so its position is the anchor's; the alias
+    that uses it is found in the text (best effort: the anchor's position when not found).
+    """
+    offset = sum(len(part) + 1 for part in text.split("\n")[: line - 1]) + column - 1
+    anchor = _ANCHOR.match(text, offset)
+    if anchor is None:
+        return line, column
+    use = re.compile(r"\*" + re.escape(anchor.group(1)) + r"(?![^\s,\[\]{}])")
+    found = use.search(text, anchor.end())
+    return _position(text, found.start()) if found else (line, column)
+
+
+def too_large(path: str, size: int, max_bytes: int = MAX_FILE_BYTES) -> Problem:
+    """The problem for a YAML file too large to read (checked before reading it, if possible)."""
+    return Problem(
+        path,
+        1,
+        1,
+        Severity.ERROR,
+        "file-too-large",
+        f"file is {size / (1024 * 1024):.1f} MiB; files are limited to {max_bytes // 1024} KiB, "
+        "split it into smaller manifests",
+    )
 
 
 def parse_documents(
@@ -231,18 +342,7 @@ def parse_documents(
     On a syntax error the documents before it are still returned.
     """
     if len(data) > max_bytes:
-        size = f"{len(data) / (1024 * 1024):.1f} MiB"
-        return [], [
-            Problem(
-                path,
-                1,
-                1,
-                Severity.ERROR,
-                "file-too-large",
-                f"file is {size}; files are limited to {max_bytes // 1024} KiB, "
-                "split it into smaller manifests",
-            )
-        ]
+        return [], [too_large(path, len(data), max_bytes)]
     text, problem = _decode(data, path)
     if text is None:
         assert problem is not None
@@ -250,7 +350,22 @@ def parse_documents(
 
     from ruamel.yaml.error import YAMLError
 
-    suspicious = text.count("[") + text.count("{") > _SUSPICIOUS_BRACKETS
+    brackets = text.count("[") + text.count("{")
+    if brackets > _SUSPICIOUS_BRACKETS:
+        too_deep = _flow_too_deep(text)
+        if too_deep is not None:
+            return [], [
+                Problem(
+                    path,
+                    too_deep[0],
+                    too_deep[1],
+                    Severity.ERROR,
+                    "yaml-too-deep",
+                    f"YAML is nested too deeply to read (brackets more than {_MAX_FLOW_DEPTH} "
+                    "levels deep)",
+                )
+            ]
+    suspicious = brackets > _SUSPICIOUS_BRACKETS or _has_long_line(text)
     docs: list[YNode | None] = []
     problems: list[Problem] = []
     old_limit = sys.getrecursionlimit()
@@ -267,7 +382,7 @@ def parse_documents(
             # An alias needs an anchor (&name): without one in the text, no node repeats.
             docs.append(_convert(node, set() if "&" in text else None, 0))
     except YAMLError as exc:
-        problems.append(_yaml_error_problem(exc, path))
+        problems.append(_yaml_error_problem(exc, path, text))
     except RecursionError:
         problems.append(
             Problem(
@@ -286,11 +401,12 @@ def parse_documents(
             )
         )
     except _AliasUsed as exc:
+        line, column = _alias_use(text, exc.line, exc.column)
         problems.append(
             Problem(
                 path,
-                exc.line,
-                exc.column,
+                line,
+                column,
                 Severity.ERROR,
                 "yaml-alias",
                 "YAML aliases (*name) are not supported here; write the value out",

@@ -11,7 +11,35 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from js7certctl.errors import BackendError
 from js7certctl.model import AuditLog, LiveEntry, TargetIdentity
+
+AUDIT_TEXT_MAX = 255  # JOC's limit for the audit-log comment and ticket link
+
+
+def check_audit(audit: AuditLog) -> None:
+    """JOC's audit-log limits, checked before a write (JOC would answer 420): texts up to 255
+    characters without '<' or '>', time spent 0 or more. Both backends enforce them alike."""
+    for name, value in (("comment", audit.comment), ("ticket link", audit.ticket_link)):
+        if value is None:
+            continue
+        if len(value) > AUDIT_TEXT_MAX:
+            raise BackendError(
+                f"the audit-log {name} is longer than {AUDIT_TEXT_MAX} characters, which JOC "
+                "refuses; nothing was changed.",
+                hint=f"Shorten the {name}.",
+            )
+        if "<" in value or ">" in value:
+            raise BackendError(
+                f"the audit-log {name} contains '<' or '>', which JOC refuses; nothing was "
+                "changed.",
+                hint=f"Remove those characters from the {name}.",
+            )
+    if audit.time_spent is not None and audit.time_spent < 0:
+        raise BackendError(
+            "the audit-log time spent is negative, which JOC refuses; nothing was changed.",
+            hint="Give the time spent in whole minutes, 0 or more.",
+        )
 
 
 @runtime_checkable

@@ -86,6 +86,8 @@ import httpx
 
 from js7certctl import certs
 from js7certctl.errors import BackendError, ConfigError
+from js7certctl.keystore import logscrub
+from js7certctl.keystore.base import check_audit
 from js7certctl.model import AuditLog, LiveEntry, TargetIdentity
 
 __all__ = [
@@ -114,7 +116,6 @@ _API = "/joc/api"
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _SESSION_STATUSES = frozenset({401, 440})
 _MISSING_COMMENT_CODE = "JOC-300"
-_AUDIT_TEXT_MAX = 255
 _FOREIGN_TEXT_MAX = 300
 _LOGOUT_TIMEOUT = 5.0
 _POLL_FIRST = 0.1
@@ -221,30 +222,6 @@ class JocProperties:
 
     security_level: str  # "LOW", "MEDIUM", "HIGH"
     force_comments: bool
-
-
-def _check_audit(audit: AuditLog) -> None:
-    """JOC's audit-log limits, checked before the first write (JOC would answer 420)."""
-    for name, value in (("comment", audit.comment), ("ticket link", audit.ticket_link)):
-        if value is None:
-            continue
-        if len(value) > _AUDIT_TEXT_MAX:
-            raise BackendError(
-                f"the audit-log {name} is longer than {_AUDIT_TEXT_MAX} characters, which JOC "
-                "refuses; nothing was changed.",
-                hint=f"Shorten the {name}.",
-            )
-        if "<" in value or ">" in value:
-            raise BackendError(
-                f"the audit-log {name} contains '<' or '>', which JOC refuses; nothing was "
-                "changed.",
-                hint=f"Remove those characters from the {name}.",
-            )
-    if audit.time_spent is not None and audit.time_spent < 0:
-        raise BackendError(
-            "the audit-log time spent is negative, which JOC refuses; nothing was changed.",
-            hint="Give the time spent in whole minutes, 0 or more.",
-        )
 
 
 def _audit_json(audit: AuditLog) -> dict[str, Any] | None:
@@ -413,6 +390,7 @@ class JocKeystore:
         self._in_writer = False
         self._stored: dict[str, str] = {}  # alias -> Job Resource folder, inside writer()
         self._warned: set[str] = set()
+        logscrub.watch(self)  # DEBUG logs of httpcore would show the session token
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -519,7 +497,7 @@ class JocKeystore:
                     "(forceCommentsForAuditLog), and this apply has none; nothing was changed.",
                     hint="Give one with --comment TEXT (an empty --comment counts as none).",
                 )
-            _check_audit(audit)
+            check_audit(audit)
             self._stored = {}
             try:
                 yield

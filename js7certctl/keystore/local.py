@@ -60,6 +60,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from js7certctl.errors import BackendError, LockError
+from js7certctl.keystore.base import check_audit
 from js7certctl.model import AuditLog, LiveEntry, TargetIdentity
 
 __all__ = ["SCHEMA_VERSION", "LocalKeystore", "LockHolder", "command_summary"]
@@ -104,7 +105,6 @@ _SCHEMA = (
 
 # JOC's server-side check is a regular expression, nothing more (spec/joc-api.md).
 _PEM_BLOCK = re.compile(r"-----BEGIN (CERTIFICATE|PUBLIC KEY)-----.*?-----END \1-----", re.DOTALL)
-_AUDIT_TEXT_MAX = 255
 _LOCK_POLL_SECONDS = 0.05
 _SUBCOMMAND = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
@@ -200,7 +200,7 @@ class LocalKeystore:
         audit: AuditLog,
     ) -> None:
         _check_certificate(alias, certificate)
-        _check_audit(audit)
+        check_audit(audit)
         now = _now()
 
         def write(conn: sqlite3.Connection) -> None:
@@ -227,7 +227,7 @@ class LocalKeystore:
         self._write(write)
 
     def delete(self, alias: str, audit: AuditLog) -> None:
-        _check_audit(audit)
+        check_audit(audit)
         now = _now()
 
         def write(conn: sqlite3.Connection) -> None:
@@ -610,26 +610,4 @@ def _check_certificate(alias: str, certificate: str) -> None:
             f"the keystore refused alias {alias!r}: certificate or key bundles are not allowed, "
             "only a single certificate or public key is required.",
             hint="Give exactly one PEM CERTIFICATE or PUBLIC KEY block.",
-        )
-
-
-def _check_audit(audit: AuditLog) -> None:
-    """JOC's audit-log limits: texts up to 255 characters without < or >, time spent >= 0."""
-    for field, value in (("comment", audit.comment), ("ticket link", audit.ticket_link)):
-        if value is None:
-            continue
-        if len(value) > _AUDIT_TEXT_MAX:
-            raise BackendError(
-                f"the audit-log {field} is longer than {_AUDIT_TEXT_MAX} characters.",
-                hint=f"Shorten the {field}.",
-            )
-        if "<" in value or ">" in value:
-            raise BackendError(
-                f"the audit-log {field} contains '<' or '>', which JOC refuses.",
-                hint=f"Remove those characters from the {field}.",
-            )
-    if audit.time_spent is not None and audit.time_spent < 0:
-        raise BackendError(
-            "the audit-log time spent is negative.",
-            hint="Give the time spent in whole minutes, 0 or more.",
         )

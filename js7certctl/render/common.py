@@ -7,8 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from js7certctl.model import CertFacts, Problem
-from js7certctl.source import SourceInfo
+from js7certctl.model import CertFacts
 
 Style = Callable[[str, str], str]
 
@@ -35,27 +34,6 @@ def facts_json(facts: CertFacts, now: datetime) -> dict[str, Any]:
         "daysLeft": facts.days_left(now),
         "signatureHash": facts.signature_hash,
         "fingerprint": facts.fingerprint,
-    }
-
-
-def problem_json(problem: Problem) -> dict[str, Any]:
-    return {
-        "path": problem.path,
-        "line": problem.line,
-        "column": problem.column,
-        "severity": str(problem.severity),
-        "rule": problem.rule,
-        "message": problem.message,
-    }
-
-
-def source_json(info: SourceInfo) -> dict[str, Any]:
-    return {
-        "repository": info.repository,
-        "ref": info.ref,
-        "revision": info.revision,
-        "dirty": info.dirty,
-        "base": info.base,
     }
 
 

@@ -19,8 +19,10 @@ from js7certctl.model import (
 )
 from js7certctl.planfile import Plan, plan_to_json
 from js7certctl.render.common import Style, dumps, plain, plural
+from js7certctl.secrets import INVENTORY_TYPES
 
 MARKDOWN_LIMIT = 60_000
+BLAST_REFERENCES_SHOWN = 20  # per alias, in the text and the details; the JSON has them all
 _SYMBOL = {
     Action.CREATE: "+",
     Action.UPDATE: "~",
@@ -188,6 +190,48 @@ def _field_lines(change: Change, now: datetime) -> list[tuple[str, str]]:
     return rows
 
 
+def _blast_rows(plan: Plan, change: Change) -> list[tuple[str, str]]:
+    """(field, text) pairs: the JS7 objects using the alias's Job Resource, and its values."""
+    report = plan.blast_radius
+    radius = report.by_alias.get(change.alias) if report is not None and report.shown else None
+    if radius is None:
+        return []
+    refs = radius.references
+    rows: list[tuple[str, str]] = []
+    if not refs:
+        rows.append(("referencedBy", "no JS7 object in the repository"))
+    for index, ref in enumerate(refs[:BLAST_REFERENCES_SHOWN]):
+        rows.append(("referencedBy" if index == 0 else "", ref.describe()))
+    if len(refs) > BLAST_REFERENCES_SHOWN:
+        rows.append(("", f"and {len(refs) - BLAST_REFERENCES_SHOWN} more"))
+    if change.action is Action.RENAME and refs:
+        rows.append(
+            (
+                "note",
+                f"these still name the Job Resource {radius.job_resource}; change them to "
+                f"{change.alias}",
+            )
+        )
+    rows.append(("encryptedValues", f"{radius.values} in the repository (known by reference)"))
+    return rows
+
+
+def _blast_scope(plan: Plan) -> str | None:
+    report = plan.blast_radius
+    if report is None or not report.shown:
+        return None
+    return (
+        f"{plural(report.inventory_objects, 'JS7 inventory object')} and "
+        f"{plural(report.values, 'enc: value')} in the repository"
+    )
+
+
+def blast_line(plan: Plan) -> str | None:
+    """What the blast radius covered, or None when nothing was scanned or found."""
+    scope = _blast_scope(plan)
+    return f"Blast radius: {scope}." if scope is not None else None
+
+
 def render_text(plan: Plan, now: datetime, style: Style = plain) -> str:
     lines: list[str] = []
     target = plan.target
@@ -211,10 +255,13 @@ def render_text(plan: Plan, now: datetime, style: Style = plain) -> str:
         if notes:
             head += "  " + style("(warning: " + "; ".join(notes) + ")", "yellow")
         lines.append(head)
-        for name, text in _field_lines(change, now):
+        for name, text in _field_lines(change, now) + _blast_rows(plan, change):
             label = f"{name}:" if name else ""
             lines.append(f"      {label:<19}{text}")
     lines.append("")
+    blast = blast_line(plan)
+    if blast is not None:
+        lines.append(blast)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 
@@ -251,7 +298,7 @@ def _md_details(plan: Plan, now: datetime, ordered: list[Change]) -> list[str]:
     warnings = _warnings_by_alias(plan)
     blocks = []
     for change in ordered:
-        rows = _field_lines(change, now)
+        rows = _field_lines(change, now) + _blast_rows(plan, change)
         body = "\n".join(f"    {name + ':' if name else '':<19}{text}" for name, text in rows)
         notes = "".join(
             f"\n\n:warning: {_md_escape(w.message)}" for w in warnings.get(change.alias, [])
@@ -283,6 +330,38 @@ def _md_pull_request(plan: Plan) -> list[str]:
     return blocks
 
 
+def _md_blast(plan: Plan, ordered: list[Change]) -> list[str]:
+    report = plan.blast_radius
+    if report is None or not report.shown:
+        return []
+    rows = []
+    for change in ordered:
+        radius = report.by_alias.get(change.alias)
+        if radius is None:
+            continue
+        names = [
+            f"{INVENTORY_TYPES.get(ref.kind, ref.kind)} `{_md_escape(ref.name)}`"
+            + (f" (job `{_md_escape(ref.job)}`)" if ref.job else "")
+            for ref in radius.references
+        ]
+        shown = ", ".join(dict.fromkeys(names[:10])) or "none"
+        if len(names) > 10:
+            shown += f" and {len(names) - 10} more"
+        rows.append(
+            f"| `{_md_escape(change.alias)}` | `{_md_escape(radius.job_resource)}` | {shown} "
+            f"| {radius.values} |\n"
+        )
+    if not rows:
+        return []
+    head = (
+        f"**Blast radius** ({_md_escape(_blast_scope(plan) or '')}): "
+        "the JS7 objects that use each alias's Job Resource, and the `enc:` values known to "
+        "be encrypted for it.\n\n"
+        "| alias | Job Resource | used by | `enc:` values |\n|---|---|---|---|\n"
+    )
+    return [head + "".join(rows) + "\n"]
+
+
 def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: headline, deletes first, tables, details; never over ``limit``.
 
@@ -301,7 +380,13 @@ def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -
     ]
     deletes = [c for c in plan.changes if c.action is Action.DELETE]
     if deletes:
-        shown = ", ".join(f"`{_md_escape(c.alias)}`" for c in deletes[:50])
+        radius = plan.blast_radius.by_alias if plan.blast_radius is not None else {}
+
+        def used(alias: str) -> str:
+            refs = radius[alias].references if alias in radius else ()
+            return f" (still used by {plural(len(refs), 'JS7 object')})" if refs else ""
+
+        shown = ", ".join(f"`{_md_escape(c.alias)}`{used(c.alias)}" for c in deletes[:50])
         more = f" and {len(deletes) - 50} more" if len(deletes) > 50 else ""
         header.append(
             f"> [!WARNING]\n> This plan **deletes {plural(len(deletes), 'alias')}**: "
@@ -316,6 +401,7 @@ def render_markdown(plan: Plan, now: datetime, *, limit: int = MARKDOWN_LIMIT) -
         blocks.append("| | alias | action | changes | expires |\n|---|---|---|---|---|\n")
         blocks += _md_table_rows(plan, now, ordered)
         blocks.append("\n")
+        blocks += _md_blast(plan, ordered)
         blocks += _md_details(plan, now, ordered)
     footer = f"\n<sub>js7certctl {plan.tool_version}</sub>\n"
     note = (

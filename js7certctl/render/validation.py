@@ -8,14 +8,13 @@ from typing import Any
 from js7certctl import certs
 from js7certctl.manifest import LoadResult
 from js7certctl.model import Problem, Severity
+from js7certctl.planfile import problem_to_json, source_to_json
 from js7certctl.render.common import (
     Style,
     dumps,
     facts_json,
     plain,
     plural,
-    problem_json,
-    source_json,
 )
 from js7certctl.source import SourceInfo
 
@@ -84,7 +83,7 @@ def render_json(result: LoadResult, info: SourceInfo, target: str, now: datetime
     data: dict[str, Any] = {
         "valid": result.ok,
         "target": target,
-        "source": source_json(info),
+        "source": source_to_json(info),
         "certificates": [
             {
                 "alias": cert.alias,
@@ -99,7 +98,7 @@ def render_json(result: LoadResult, info: SourceInfo, target: str, now: datetime
             }
             for cert in result.certs
         ],
-        "problems": [problem_json(p) for p in result.problems],
+        "problems": [problem_to_json(p) for p in result.problems],
         "summary": {
             "files": len(result.files),
             "certificates": len(result.certs),
