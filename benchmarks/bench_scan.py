@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -58,7 +59,7 @@ def _build(repo: Path, keys_dir: Path) -> None:
         )
     for number in range(WORKFLOWS):
         alias = f"agent-{number % ALIASES:03d}"
-        jobs = {
+        jobs: dict[str, dict[str, Any]] = {
             f"job{j}": {
                 "agentName": "agent",
                 "executable": {"TYPE": "ShellScriptExecutable", "script": "echo hello\n" * 20},
@@ -127,7 +128,7 @@ def main() -> None:
         manifest_file = repo / "certs" / "agent-001.yaml"
         manifest_file.write_text(manifest_file.read_text().replace("agent.key", "other.key"))
         print(f"  {'plan (one update: blast radius)':<36} {_time(repo, 'plan'):6.2f} s")
-        dry_run = ("rotate", "agent-000", "--old-key", str(keys / "agent-000.key"))
+        dry_run: tuple[str, ...] = ("rotate", "agent-000", "--old-key", str(keys / "agent-000.key"))
         dry_run += ("--key-out", str(keys / "new.key"), "--dry-run", "--quiet")
         print(f"  {'rotate --dry-run':<36} {_time(repo, *dry_run):6.2f} s")
 
