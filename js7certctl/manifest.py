@@ -328,8 +328,13 @@ def _load_files(
         expiry_warning_days=policy.expiry_warning_days, min_rsa_bits=policy.min_rsa_bits
     )
 
+    # Read here, once: a forked child shares what was read, and so does what reads the source
+    # after the load (a Git tree caches the blobs; the plan's blast radius reads them again).
+    sizes = source.sizes(files)
+    contents = source.read_many([p for p in files if sizes[p] <= MAX_FILE_BYTES])
+
     def work(paths: list[str]) -> _Batch:
-        return _load_batch(source, paths, job_resource_folder, health, now)
+        return _load_batch(source, paths, sizes, contents, job_resource_folder, health, now)
 
     pending: list[_Pending] = []
     for batch in _in_two_processes(work, files):
@@ -350,15 +355,15 @@ class _Batch:
 def _load_batch(
     source: Source,
     paths: list[str],
+    sizes: dict[str, int],
+    contents: dict[str, bytes],
     job_resource_folder: str,
     health: certs.HealthPolicy,
     now: datetime,
 ) -> _Batch:
-    """Read, parse and check ``paths``, then parse and health-check their certificates: all
-    that needs no other file (the part that can run in parallel)."""
+    """Parse and check ``paths`` (read into ``contents`` unless too large), then read, parse and
+    health-check their certificates: all that needs no other file (what runs in parallel)."""
     batch = _Batch()
-    sizes = source.sizes(paths)
-    contents = source.read_many([p for p in paths if sizes[p] <= MAX_FILE_BYTES])
     for path in paths:
         if path not in contents:  # never read whole: it could be any size
             batch.problems.append(too_large(path, sizes[path]))

@@ -276,16 +276,18 @@ class GitTreeSource:
         self._dirs: set[str] = {""}
         self._cache: dict[str, bytes] = {}
         self._sizes: dict[str, int] = {}  # object id -> size
-        out = _git(git_dir_root, "ls-tree", "-r", "-z", "--full-tree", commit)
+        # With --long, each blob's size too: sizes() then needs no other Git call.
+        out = _git(git_dir_root, "ls-tree", "-r", "-z", "--long", "--full-tree", commit)
         for record in out.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
-            mode, otype, oid = meta.decode().split(" ")
+            mode, otype, oid, size = meta.decode().split()
             if otype != "blob":
                 continue  # submodules
             path = raw_path.decode("utf-8", "surrogateescape")
             self._files[path] = (mode, oid)
+            self._sizes[oid] = int(size)
             # Git paths have no empty components: the folder is what precedes the last "/"
             # (posixpath.dirname gives the same, slower).
             parent = path.rpartition("/")[0]
@@ -306,6 +308,11 @@ class GitTreeSource:
 
     def resolve(self, path: str) -> str:
         norm = normalize(path)
+        entry = self._files.get(norm)
+        if (entry is not None and entry[0] != _SYMLINK_MODE) or norm in self._dirs:
+            # ls-tree -r lists only what lies below trees, never below a symlink: a listed file
+            # or folder has no symlink on its way and is no symlink itself.
+            return norm
         parts = norm.split("/") if norm else []
         hops = 0
         resolved: list[str] = []
