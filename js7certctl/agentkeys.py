@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from js7certctl.errors import Js7CertCtlError, UsageError
+from js7certctl.source import child_env
 
 __all__ = [
     "KeyLocationError",
@@ -46,6 +47,7 @@ def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         capture_output=True,
         check=False,
         stdin=subprocess.DEVNULL,
+        env=child_env(),
     )
 
 

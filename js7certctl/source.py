@@ -1,4 +1,4 @@
-"""Files at a Git revision or in the working tree (the only GitPython user).
+"""Files at a Git revision or in the working tree (the only module that runs git).
 
 Paths handed in and out are repository-relative POSIX paths ("certs/a.yaml"). ``resolve`` follows
 symlinks inside the tree (with a hop limit) and refuses any that lead out of it. At a revision the
@@ -390,6 +390,21 @@ class GitTreeSource:
         return {oid: self._cache[oid] for oid in oids}
 
 
+_CHILD_ENV_NAMES = frozenset(
+    ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "XDG_CONFIG_HOME")
+)
+
+
+def child_env() -> dict[str, str]:
+    """The environment for git: only what git uses (PATH, HOME, locale, GIT_* ...), never the
+    JOC password or a variable that a secret was read from."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k in _CHILD_ENV_NAMES or k.startswith(("GIT_", "LC_"))
+    }
+
+
 def _git(root: Path, *args: str, stdin: str | None = None) -> bytes:
     try:
         proc = subprocess.run(
@@ -397,6 +412,7 @@ def _git(root: Path, *args: str, stdin: str | None = None) -> bytes:
             input=stdin.encode() if stdin is not None else None,
             capture_output=True,
             check=False,
+            env=child_env(),
         )
     except FileNotFoundError as exc:
         raise SourceError("the `git` command was not found; install Git") from exc
@@ -473,7 +489,7 @@ def _find_repo(path: Path) -> _Repository | None:
 
 def _run_git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """``git -C root ARGS`` with untranslated messages; the caller looks at the exit code."""
-    env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
+    env = {**child_env(), "LC_ALL": "C", "LANGUAGE": "C"}
     try:
         return subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, check=False, env=env

@@ -49,6 +49,7 @@ class Recorder:
     runs: list[tuple[list[str], Run]] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
     children: list[list[str]] = field(default_factory=list)
+    child_envs: list[dict[str, str]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
 
     def cli(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
@@ -78,6 +79,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch, joc: JocEmulator) -> Iterator[Reco
 
     def recording_init(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
         found.children.append([str(a) for a in args] if isinstance(args, list | tuple) else [args])
+        found.child_envs.append(dict(kwargs.get("env") or os.environ))
         real_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
@@ -264,6 +266,9 @@ def test_every_command_keeps_every_secret(world: World, recorder: Recorder) -> N
         **{f"plan {p.name}": p.read_text() for p in out.glob("plan-*.json")},
         "logs": "\n".join(recorder.logs),
         "children": "\n".join(" ".join(argv) for argv in recorder.children),
+        "child environments": "\n".join(
+            f"{k}={v}" for env in recorder.child_envs for k, v in env.items()
+        ),
     }
     for args, run in recorder.runs:
         blobs[f"js7certctl {' '.join(args)}"] = run.output
