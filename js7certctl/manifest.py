@@ -839,41 +839,24 @@ def _check_renames(items: list[_Pending], result: LoadResult) -> None:
     for item in items:
         for old, node in zip(item.previous_aliases, item.previous_nodes, strict=True):
             if old == item.alias:
-                result.problems.append(
-                    Problem(
-                        item.path,
-                        node.line,
-                        node.column,
-                        Severity.ERROR,
-                        "rename-conflict",
-                        f"previousAliases lists the alias {old!r} itself",
-                    )
-                )
+                message = f"previousAliases lists the alias {old!r} itself"
             elif old in current:
                 other = current[old]
-                result.problems.append(
-                    Problem(
-                        item.path,
-                        node.line,
-                        node.column,
-                        Severity.ERROR,
-                        "rename-conflict",
-                        f"previousAliases lists {old!r}, which is still an alias at "
-                        f"{other.path}:{other.alias_node.line}; remove one of them",
-                    )
+                message = (
+                    f"previousAliases lists {old!r}, which is still an alias at "
+                    f"{other.path}:{other.alias_node.line}; remove one of them"
                 )
             elif old in claimed:
                 first, first_node = claimed[old]
-                result.problems.append(
-                    Problem(
-                        item.path,
-                        node.line,
-                        node.column,
-                        Severity.ERROR,
-                        "rename-conflict",
-                        f"{old!r} is also a previous alias of {first.alias!r} at "
-                        f"{first.path}:{first_node.line}; an alias can be renamed only once",
-                    )
+                message = (
+                    f"{old!r} is also a previous alias of {first.alias!r} at "
+                    f"{first.path}:{first_node.line}; an alias can be renamed only once"
                 )
             else:
                 claimed[old] = (item, node)
+                continue
+            result.problems.append(
+                Problem(
+                    item.path, node.line, node.column, Severity.ERROR, "rename-conflict", message
+                )
+            )
