@@ -101,6 +101,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from js7certctl import __version__
+
+        typer.echo(f"js7certctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Manage JS7 JobScheduler encryption certificates the GitOps way: manifests in Git, plans
+    you can review, applies you can trust."""
+
+
 # ----------------------------------------------------------------------------- common options
 
 RepoOpt = Annotated[

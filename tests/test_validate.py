@@ -480,3 +480,11 @@ def test_init_then_validate_passes_and_never_overwrites(tmp_path: Path) -> None:
     assert (folder / "js7certctl.yaml").read_text().endswith("# mine\n")
     assert (folder / ".gitignore").read_text() == ".js7certctl/\n"
     assert "exists; left as it is" in second.stderr
+
+
+def test_version() -> None:
+    from js7certctl import __version__
+
+    result = run_cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"js7certctl {__version__}\n"
