@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from tests.helpers import GIT_ENV, GitRepo
+from tests.helpers import EXAMPLES, GIT_ENV, GitRepo
 
 # CI runs the property and fuzz tests derandomized, so that a landing never depends on luck;
 # local runs explore new examples each time.
@@ -31,3 +32,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def repo(tmp_path: Path) -> GitRepo:
     """An empty Git repository."""
     return GitRepo(tmp_path / "repo")
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> GitRepo:
+    """A Git repository holding a copy of examples/certs (the README's example)."""
+    repo = GitRepo(tmp_path / "repo")
+    shutil.copytree(
+        EXAMPLES, repo.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".js7certctl")
+    )
+    repo.commit("examples")
+    return repo

@@ -11,9 +11,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from js7certctl.cli import app
+from js7certctl.keystore.local import LocalKeystore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
+EXAMPLES = PROJECT_ROOT / "examples" / "certs"
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -126,3 +128,8 @@ def manifest(
     if agents is not None:
         lines.append(f"  agents: [{', '.join(agents)}]")
     return "\n".join(lines) + "\n"
+
+
+def keystore_of(repo: GitRepo) -> LocalKeystore:
+    """The embedded keystore at its default place in ``repo``."""
+    return LocalKeystore(repo.path / ".js7certctl" / "keystore.db")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -15,27 +14,11 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from js7certctl.keystore.local import LocalKeystore
 from js7certctl.model import AuditLog
 from tests import certgen
-from tests.helpers import PROJECT_ROOT, GitRepo, manifest, run_cli
+from tests.helpers import EXAMPLES, PROJECT_ROOT, GitRepo, keystore_of, manifest, run_cli
 
-EXAMPLES = PROJECT_ROOT / "examples" / "certs"
 GOLDEN = Path(__file__).parent / "golden"
-
-
-@pytest.fixture
-def example_repo(tmp_path: Path) -> GitRepo:
-    repo = GitRepo(tmp_path / "repo")
-    shutil.copytree(
-        EXAMPLES, repo.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".js7certctl")
-    )
-    repo.commit("examples")
-    return repo
-
-
-def keystore_of(repo: GitRepo) -> LocalKeystore:
-    return LocalKeystore(repo.path / ".js7certctl" / "keystore.db")
 
 
 # ----------------------------------------------------------------------------- --base

@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import ssl
 import time
@@ -16,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
-from cryptography.x509.oid import NameOID
 
 from tests.joc_emulator import (
     PERM_CERTIFICATES_VIEW,
@@ -40,6 +37,7 @@ from tests.joc_emulator.server import (
     SCHEMA_PREFIX,
     SESSION_EXPIRED_MESSAGE,
 )
+from tests.tls_pki import make_pki
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 SESSION_BODY = {
@@ -927,76 +925,10 @@ def test_keep_alive_reuses_one_connection(
     assert joc_emulator.calls[-1].connection not in connections
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(
-    path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> tuple[Path, Path]:
-    cert_path, key_path = path.with_suffix(".crt"), path.with_suffix(".key")
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_tls_and_client_certificate_login(tmp_path: Path, connect: Callable[..., Api]) -> None:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue("Test CA", ca_key, "Test CA", ca_key, ca=True)
-    ca_path, _ = _write(tmp_path / "ca", ca, ca_key)
-    files = {}
-    for name, server in [("server", True), ("root", False), ("stranger", False)]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        files[name] = _write(
-            tmp_path / name, _issue(name, key, "Test CA", ca_key, server=server), key
-        )
-
-    server_cert, server_key = files["server"]
-    with JocEmulator(tls_cert=server_cert, tls_key=server_key, tls_ca=ca_path) as joc:
+    pki = make_pki(tmp_path, clients=("root", "stranger"))
+    ca_path, files = pki.ca, pki.clients
+    with JocEmulator(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_ca=ca_path) as joc:
         assert joc.base_url.startswith("https://127.0.0.1:")
 
         def client(cert: str | None) -> Api:

@@ -17,25 +17,9 @@ from js7certctl.errors import ApplyError, BackendError
 from js7certctl.keystore.local import LocalKeystore
 from js7certctl.model import AuditLog, LiveEntry, TargetIdentity
 from js7certctl.planfile import read_plan
-from tests.helpers import PROJECT_ROOT, GitRepo, run_cli
+from tests.helpers import EXAMPLES, GitRepo, keystore_of, run_cli
 
-EXAMPLES = PROJECT_ROOT / "examples" / "certs"
 GOLDEN = Path(__file__).parent / "golden"
-
-
-@pytest.fixture
-def example_repo(tmp_path: Path) -> GitRepo:
-    """A Git repository holding a copy of examples/certs (the README's example)."""
-    repo = GitRepo(tmp_path / "repo")
-    shutil.copytree(
-        EXAMPLES, repo.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".js7certctl")
-    )
-    repo.commit("examples")
-    return repo
-
-
-def keystore_of(repo: GitRepo) -> LocalKeystore:
-    return LocalKeystore(repo.path / ".js7certctl" / "keystore.db")
 
 
 def cli(repo: GitRepo, *args: str) -> tuple[int, str, str]:

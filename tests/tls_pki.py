@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -24,6 +25,7 @@ class Pki:
     server_key: Path
     client_cert: Path  # CN root
     client_key: Path
+    clients: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # CN -> (cert, key)
 
 
 def _name(cn: str) -> x509.Name:
@@ -67,17 +69,20 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def make_pki(folder: Path) -> Pki:
-    """Write the CA, the server and the client certificate with their keys into ``folder``."""
+def make_pki(folder: Path, clients: Sequence[str] = ("root",)) -> Pki:
+    """Write the CA, the server certificate and one client certificate per name (CN) with their
+    keys into ``folder``; the first client is ``client_cert``/``client_key``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue(CA_NAME, ca_key, ca_key, ca=True)
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths: list[Path] = []
-    for name, server in (("server", True), ("root", False)):
+    made: dict[str, tuple[Path, Path]] = {}
+    for name in ("server", *clients):
         key = ec.generate_private_key(ec.SECP256R1())
         cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
         cert_path.write_bytes(
-            _issue(name, key, ca_key, server=server).public_bytes(serialization.Encoding.PEM)
+            _issue(name, key, ca_key, server=name == "server").public_bytes(
+                serialization.Encoding.PEM
+            )
         )
         key_path.write_bytes(
             key.private_bytes(
@@ -86,5 +91,7 @@ def make_pki(folder: Path) -> Pki:
                 serialization.NoEncryption(),
             )
         )
-        paths += [cert_path, key_path]
-    return Pki(folder / "ca.pem", *paths)
+        made[name] = (cert_path, key_path)
+    server = made.pop("server")
+    first = made[clients[0]]
+    return Pki(folder / "ca.pem", *server, *first, clients=made)
